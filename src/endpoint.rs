@@ -1,0 +1,186 @@
+//! Which requests are Keycloak client-authenticated token requests, decided
+//! from the request line and headers alone so that every other request passes
+//! without its body being buffered.
+
+/// The Keycloak endpoints that bind a token to its client (`azp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Token,
+    Revoke,
+    Logout,
+}
+
+impl Endpoint {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Token => "token",
+            Endpoint::Revoke => "revoke",
+            Endpoint::Logout => "logout",
+        }
+    }
+
+    /// The form parameter carrying the token whose `azp` matters.
+    pub fn token_parameter(self) -> &'static [u8] {
+        match self {
+            Endpoint::Token | Endpoint::Logout => b"refresh_token",
+            Endpoint::Revoke => b"token",
+        }
+    }
+}
+
+/// A request that may need a rewrite once its body is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub endpoint: Endpoint,
+    /// The realm segment of the path, as sent (percent-encoded if it was).
+    pub realm: String,
+}
+
+/// Recognises `POST <any prefix>/realms/{realm}/protocol/openid-connect/{token|revoke|logout}`
+/// with a form body. Anything else is `None`.
+pub fn classify(method: &[u8], path: &[u8], content_type: Option<&[u8]>) -> Option<Target> {
+    if method != b"POST" || !is_form(content_type?) {
+        return None;
+    }
+    let path = path.split(|&b| b == b'?').next().unwrap_or_default();
+    let mut segments = path.rsplit(|&b| b == b'/');
+    let endpoint = match segments.next()? {
+        b"token" => Endpoint::Token,
+        b"revoke" => Endpoint::Revoke,
+        b"logout" => Endpoint::Logout,
+        _ => return None,
+    };
+    if segments.next()? != b"openid-connect" || segments.next()? != b"protocol" {
+        return None;
+    }
+    let realm = segments.next()?;
+    if realm.is_empty() || segments.next()? != b"realms" {
+        return None;
+    }
+    let realm = std::str::from_utf8(realm).ok()?.to_owned();
+    Some(Target { endpoint, realm })
+}
+
+/// `application/x-www-form-urlencoded`, in any case, with optional parameters.
+fn is_form(content_type: &[u8]) -> bool {
+    let media_type = content_type.split(|&b| b == b';').next().unwrap_or_default();
+    media_type
+        .trim_ascii()
+        .eq_ignore_ascii_case(b"application/x-www-form-urlencoded")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FORM: Option<&[u8]> = Some(b"application/x-www-form-urlencoded");
+
+    fn target(endpoint: Endpoint, realm: &str) -> Option<Target> {
+        Some(Target {
+            endpoint,
+            realm: realm.to_owned(),
+        })
+    }
+
+    #[test]
+    fn matches_the_three_endpoints() {
+        let base = "/realms/demo/protocol/openid-connect/";
+        for (name, endpoint) in [
+            ("token", Endpoint::Token),
+            ("revoke", Endpoint::Revoke),
+            ("logout", Endpoint::Logout),
+        ] {
+            let path = format!("{base}{name}");
+            assert_eq!(
+                classify(b"POST", path.as_bytes(), FORM),
+                target(endpoint, "demo"),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn any_prefix_before_realms() {
+        for path in [
+            "/auth/realms/demo/protocol/openid-connect/token",
+            "/identity/kc/realms/demo/protocol/openid-connect/token",
+            "realms/demo/protocol/openid-connect/token",
+        ] {
+            assert_eq!(
+                classify(b"POST", path.as_bytes(), FORM),
+                target(Endpoint::Token, "demo"),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn query_string_is_ignored() {
+        assert_eq!(
+            classify(b"POST", b"/realms/demo/protocol/openid-connect/token?x=/revoke", FORM),
+            target(Endpoint::Token, "demo")
+        );
+    }
+
+    #[test]
+    fn realm_is_kept_as_sent() {
+        assert_eq!(
+            classify(b"POST", b"/realms/my%20realm/protocol/openid-connect/token", FORM),
+            target(Endpoint::Token, "my%20realm")
+        );
+    }
+
+    #[test]
+    fn other_paths_do_not_match() {
+        for path in [
+            "/realms/demo/protocol/openid-connect/token/",
+            "/realms/demo/protocol/openid-connect/userinfo",
+            "/realms/demo/protocol/openid-connect/token/introspect",
+            "/realms//protocol/openid-connect/token",
+            "/realm/demo/protocol/openid-connect/token",
+            "/realms/demo/protocol/saml/token",
+            "/realms/demo/protocol/openid-connect/TOKEN",
+            "/protocol/openid-connect/token",
+            "/demo/protocol/openid-connect/token",
+            "",
+            "/",
+        ] {
+            assert_eq!(classify(b"POST", path.as_bytes(), FORM), None, "{path}");
+        }
+    }
+
+    #[test]
+    fn only_post() {
+        let path = b"/realms/demo/protocol/openid-connect/token";
+        for method in [&b"GET"[..], b"PUT", b"post", b"OPTIONS"] {
+            assert_eq!(classify(method, path, FORM), None);
+        }
+    }
+
+    #[test]
+    fn only_form_bodies() {
+        let path = b"/realms/demo/protocol/openid-connect/token";
+        assert!(classify(b"POST", path, Some(b"Application/X-WWW-Form-Urlencoded; charset=UTF-8")).is_some());
+        assert!(classify(
+            b"POST",
+            path,
+            Some(b" application/x-www-form-urlencoded ;charset=utf-8")
+        )
+        .is_some());
+        assert_eq!(classify(b"POST", path, Some(b"application/json")), None);
+        assert_eq!(classify(b"POST", path, Some(b"multipart/form-data; boundary=x")), None);
+        assert_eq!(
+            classify(b"POST", path, Some(b"application/x-www-form-urlencodedx")),
+            None
+        );
+        assert_eq!(classify(b"POST", path, None), None);
+    }
+
+    #[test]
+    fn non_utf8_realm_does_not_match() {
+        assert_eq!(
+            classify(b"POST", b"/realms/\xff/protocol/openid-connect/token", FORM),
+            None
+        );
+    }
+}

@@ -1,0 +1,256 @@
+//! The proxy-wasm shell: carries headers and body bytes between Envoy and
+//! [`crate::policy`], and applies its verdict. No decision is made here.
+//!
+//! Host calls go through `proxy_wasm::hostcalls`, whose `Result`s are handled,
+//! rather than the trait helpers, which unwrap.
+
+use crate::config::{self, Config};
+use crate::policy::{self, AuthorizationChange, HeadPlan, Inspection, Outcome, PassReason, RequestHeaders};
+use log::{debug, error, info, warn};
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
+use std::rc::Rc;
+
+proxy_wasm::main! {{
+    // Envoy filters by its own `wasm` log level; let everything through to it.
+    proxy_wasm::set_log_level(LogLevel::Trace);
+    // Replaces the SDK's hook (which unwraps): a panic is logged, never its data.
+    std::panic::set_hook(Box::new(|info| {
+        let place = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        let _ = hostcalls::log(LogLevel::Critical, &format!("azp-bridge panicked at {place}; the VM is now unusable"));
+    }));
+    proxy_wasm::set_root_context(|_| Box::<BridgeRoot>::default());
+}}
+
+/// Counter ids, defined once per VM. Envoy shows them as `wasmcustom.azp_bridge.*`.
+struct Metrics {
+    rewritten: u32,
+    rejected_body_too_large: u32,
+    passed: Vec<(&'static str, u32)>,
+}
+
+impl Metrics {
+    fn define() -> Option<Metrics> {
+        let counter = |name: &str| hostcalls::define_metric(MetricType::Counter, &format!("azp_bridge.{name}")).ok();
+        let passed = PassReason::ALL
+            .iter()
+            .map(|reason| Some((reason.as_str(), counter(&format!("passed.{}", reason.as_str()))?)))
+            .collect::<Option<Vec<_>>>()?;
+        Some(Metrics {
+            rewritten: counter("rewritten")?,
+            rejected_body_too_large: counter("rejected.body_too_large")?,
+            passed,
+        })
+    }
+
+    fn count_pass(&self, reason: PassReason) {
+        if let Some((_, id)) = self.passed.iter().find(|(name, _)| *name == reason.as_str()) {
+            increment(*id);
+        }
+    }
+}
+
+fn increment(id: u32) {
+    let _ = hostcalls::increment_metric(id, 1);
+}
+
+/// What every request of one filter configuration shares.
+struct Shared {
+    config: Config,
+    metrics: Option<Metrics>,
+}
+
+#[derive(Default)]
+struct BridgeRoot {
+    shared: Option<Rc<Shared>>,
+}
+
+impl Context for BridgeRoot {}
+
+impl RootContext for BridgeRoot {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let raw = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
+            Ok(Some(raw)) => raw,
+            _ => Vec::new(),
+        };
+        match config::parse(&raw, &|name| std::env::var(name).ok()) {
+            Ok(config) => {
+                info!(
+                    "azp-bridge configured: {} client(s), hold_headers={}, max_body_bytes={}",
+                    config.clients.len(),
+                    config.hold_headers,
+                    config.max_body_bytes
+                );
+                if config.hold_headers {
+                    info!("azp-bridge: hold_headers needs allow_on_headers_stop_iteration: true in the wasm filter config");
+                }
+                let metrics = Metrics::define();
+                if metrics.is_none() {
+                    warn!("azp-bridge: counters could not be defined; running without them");
+                }
+                self.shared = Some(Rc::new(Shared { config, metrics }));
+                true
+            }
+            Err(e) => {
+                error!("azp-bridge: {e}");
+                false
+            }
+        }
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        // The SDK traps on None: without a configuration, requests just pass.
+        Some(Box::new(BridgeRequest {
+            shared: self.shared.clone(),
+            state: State::Passing,
+        }))
+    }
+}
+
+enum State {
+    /// Not (or no longer) the filter's business.
+    Passing,
+    /// A token request whose body is being buffered.
+    Buffering { inspection: Inspection, body_size: usize },
+}
+
+struct BridgeRequest {
+    shared: Option<Rc<Shared>>,
+    state: State,
+}
+
+struct HostHeaders;
+
+impl RequestHeaders for HostHeaders {
+    fn get(&self, name: &str) -> Option<Vec<u8>> {
+        hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name)
+            .ok()
+            .flatten()
+    }
+}
+
+impl Context for BridgeRequest {}
+
+impl HttpContext for BridgeRequest {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        // A request without a body has no credentials to swap.
+        let (false, Some(shared)) = (end_of_stream, self.shared.clone()) else {
+            return Action::Continue;
+        };
+        match policy::plan(&shared.config, &HostHeaders) {
+            HeadPlan::Ignore => Action::Continue,
+            HeadPlan::RejectTooLarge => self.reject_too_large(&shared),
+            HeadPlan::Inspect(inspection) => {
+                self.state = State::Buffering {
+                    inspection,
+                    body_size: 0,
+                };
+                if shared.config.hold_headers {
+                    Action::Pause
+                } else {
+                    // Headers leave now; the body may change length later.
+                    set_header("content-length", None);
+                    Action::Continue
+                }
+            }
+        }
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let (State::Buffering { body_size: seen, .. }, Some(shared)) = (&mut self.state, self.shared.clone()) else {
+            return Action::Continue;
+        };
+        *seen = body_size;
+        if body_size > shared.config.max_body_bytes {
+            return self.reject_too_large(&shared);
+        }
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        self.finish(&shared);
+        Action::Continue
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        // With trailers, the body callback never sees the end of the stream.
+        if let Some(shared) = self.shared.clone() {
+            self.finish(&shared);
+        }
+        Action::Continue
+    }
+}
+
+impl BridgeRequest {
+    fn reject_too_large(&mut self, shared: &Shared) -> Action {
+        self.state = State::Passing;
+        if let Some(metrics) = &shared.metrics {
+            increment(metrics.rejected_body_too_large);
+        }
+        warn!(
+            "azp-bridge: token request body over max_body_bytes ({}), answered 413",
+            shared.config.max_body_bytes
+        );
+        let body = policy::too_large_body(&shared.config);
+        let headers = vec![("content-type", "application/json"), ("cache-control", "no-store")];
+        if hostcalls::send_http_response(413, headers, Some(body.as_bytes())).is_err() {
+            error!("azp-bridge: could not send the 413 answer");
+        }
+        Action::Pause
+    }
+
+    /// Decides on the buffered body and applies the verdict.
+    fn finish(&mut self, shared: &Shared) {
+        let State::Buffering { inspection, body_size } = std::mem::replace(&mut self.state, State::Passing) else {
+            return;
+        };
+        let body = match hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size) {
+            Ok(body) => body.unwrap_or_default(),
+            Err(_) => {
+                warn!("azp-bridge: request body unreadable, forwarded unchanged");
+                return;
+            }
+        };
+        let verdict = policy::decide(&shared.config, &inspection, &body);
+        match &verdict.outcome {
+            Outcome::Pass(PassReason::NotDecodable(_)) => warn!("azp-bridge: {}", verdict.describe(&inspection.target)),
+            _ => debug!("azp-bridge: {}", verdict.describe(&inspection.target)),
+        }
+        match verdict.outcome {
+            Outcome::Pass(reason) => {
+                if let Some(metrics) = &shared.metrics {
+                    metrics.count_pass(reason);
+                }
+            }
+            Outcome::Rewrite(rewrite) => {
+                if hostcalls::set_buffer(BufferType::HttpRequestBody, 0, body.len(), &rewrite.body).is_err() {
+                    error!("azp-bridge: could not replace the request body; forwarded unchanged");
+                    return;
+                }
+                if shared.config.hold_headers {
+                    if inspection.has_content_length {
+                        set_header("content-length", Some(&rewrite.body.len().to_string()));
+                    }
+                    match &rewrite.authorization {
+                        AuthorizationChange::Keep => {}
+                        AuthorizationChange::Remove => set_header("authorization", None),
+                        AuthorizationChange::Set(value) => set_header("authorization", Some(value)),
+                    }
+                }
+                if let Some(metrics) = &shared.metrics {
+                    increment(metrics.rewritten);
+                }
+            }
+        }
+    }
+}
+
+fn set_header(name: &str, value: Option<&str>) {
+    if hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value).is_err() {
+        warn!("azp-bridge: could not change request header {name}");
+    }
+}

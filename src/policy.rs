@@ -1,0 +1,381 @@
+//! The whole policy of azp-bridge: which requests it looks at, when it swaps
+//! the caller's client credentials for the token's `azp` client, and what the
+//! forwarded request then looks like. Plain Rust, no proxy-wasm: the filter
+//! glue only carries bytes between Envoy and these functions.
+
+use crate::basic::{self, Authorization};
+use crate::config::{AuthMethod, Config, TargetClient};
+use crate::endpoint::{self, Endpoint, Target};
+use crate::form::{self, Pair};
+use crate::token;
+use std::fmt;
+
+/// Parameters through which a client authenticates in the body; all of them
+/// go when the credentials are swapped.
+const CLIENT_AUTH_PARAMETERS: [&[u8]; 4] = [
+    b"client_id",
+    b"client_secret",
+    b"client_assertion",
+    b"client_assertion_type",
+];
+
+/// Read access to the request headers (Envoy's, or a map in tests). Names
+/// are lower case, pseudo-headers included (`:method`, `:path`).
+pub trait RequestHeaders {
+    fn get(&self, name: &str) -> Option<Vec<u8>>;
+}
+
+/// What the request headers decide, before any body is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeadPlan {
+    /// Not a token request: forward untouched, never look at the body.
+    Ignore,
+    /// A token request whose declared length is over the limit.
+    RejectTooLarge,
+    /// A token request: buffer the body and call [`decide`] at its end.
+    Inspect(Inspection),
+}
+
+/// What a token request's headers said, kept until its body has arrived
+/// (headers may no longer be readable then).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inspection {
+    pub target: Target,
+    pub caller: CallerHeader,
+    /// Whether the request declared a `Content-Length` (to be set again
+    /// when headers are held and the body changes).
+    pub has_content_length: bool,
+}
+
+/// Classifies a request from its headers, reading as few as it can: most
+/// requests are settled by `:method` alone.
+pub fn plan(config: &Config, headers: &dyn RequestHeaders) -> HeadPlan {
+    if headers.get(":method").as_deref() != Some(b"POST") {
+        return HeadPlan::Ignore;
+    }
+    let (Some(path), Some(content_type)) = (headers.get(":path"), headers.get("content-type")) else {
+        return HeadPlan::Ignore;
+    };
+    let Some(target) = endpoint::classify(b"POST", &path, Some(&content_type)) else {
+        return HeadPlan::Ignore;
+    };
+    let content_length = headers.get("content-length");
+    let declared = content_length
+        .as_deref()
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|len| len > config.max_body_bytes as u64) {
+        return HeadPlan::RejectTooLarge;
+    }
+    HeadPlan::Inspect(Inspection {
+        target,
+        caller: CallerHeader::from_authorization(headers.get("authorization").as_deref()),
+        has_content_length: content_length.is_some(),
+    })
+}
+
+/// The caller's `Authorization` header, read while headers are still
+/// readable (they may be gone by the time the body has arrived).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallerHeader {
+    /// No `Authorization`, or one that is not Basic.
+    None,
+    Basic(Vec<u8>),
+    Malformed,
+}
+
+impl CallerHeader {
+    pub fn from_authorization(value: Option<&[u8]>) -> Self {
+        match value.map(basic::parse) {
+            None | Some(Ok(Authorization::Other)) => CallerHeader::None,
+            Some(Ok(Authorization::Basic(id))) => CallerHeader::Basic(id),
+            Some(Err(_)) => CallerHeader::Malformed,
+        }
+    }
+}
+
+/// Why a token request is forwarded unchanged. Each is a counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassReason {
+    /// The token's `azp` is the caller: Keycloak accepts it as it is.
+    SameClient,
+    /// `azp` is not a configured client.
+    UnknownAzp,
+    /// The caller is not in the `azp` client's `allowed_callers`.
+    CallerNotAllowed,
+    /// The path's realm is not allowed for the client, or the token's issuer
+    /// is another realm.
+    RealmMismatch,
+    /// The form, the token or the Basic header could not be read.
+    NotDecodable(&'static str),
+    /// A parameter appears twice: Keycloak refuses that itself.
+    DuplicateParameter,
+    /// A token-endpoint grant other than `refresh_token`.
+    NotRefreshGrant,
+    /// The token parameter is absent.
+    NoToken,
+}
+
+impl PassReason {
+    pub const ALL: [PassReason; 8] = [
+        PassReason::SameClient,
+        PassReason::UnknownAzp,
+        PassReason::CallerNotAllowed,
+        PassReason::RealmMismatch,
+        PassReason::NotDecodable(""),
+        PassReason::DuplicateParameter,
+        PassReason::NotRefreshGrant,
+        PassReason::NoToken,
+    ];
+
+    /// The counter name suffix and the log word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PassReason::SameClient => "same_client",
+            PassReason::UnknownAzp => "unknown_azp",
+            PassReason::CallerNotAllowed => "caller_not_allowed",
+            PassReason::RealmMismatch => "realm_mismatch",
+            PassReason::NotDecodable(_) => "not_decodable",
+            PassReason::DuplicateParameter => "duplicate_parameter",
+            PassReason::NotRefreshGrant => "not_refresh_grant",
+            PassReason::NoToken => "no_token",
+        }
+    }
+}
+
+/// How the `Authorization` header must change along with the body.
+#[derive(Clone, PartialEq, Eq)]
+pub enum AuthorizationChange {
+    Keep,
+    Remove,
+    /// Set to this value (the target's Basic credentials: never log it).
+    Set(String),
+}
+
+impl fmt::Debug for AuthorizationChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthorizationChange::Keep => f.write_str("Keep"),
+            AuthorizationChange::Remove => f.write_str("Remove"),
+            AuthorizationChange::Set(_) => f.write_str("Set(<redacted>)"),
+        }
+    }
+}
+
+/// The forwarded request when credentials are swapped.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Rewrite {
+    pub body: Vec<u8>,
+    pub authorization: AuthorizationChange,
+}
+
+impl fmt::Debug for Rewrite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rewrite")
+            .field("body_len", &self.body.len())
+            .field("authorization", &self.authorization)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Rewrite(Rewrite),
+    Pass(PassReason),
+}
+
+/// A decision and what it was made of, for the log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub outcome: Outcome,
+    pub caller: Option<Vec<u8>>,
+    pub azp: Option<String>,
+}
+
+impl Verdict {
+    fn pass(reason: PassReason, caller: Option<Vec<u8>>, azp: Option<String>) -> Self {
+        Verdict {
+            outcome: Outcome::Pass(reason),
+            caller,
+            azp,
+        }
+    }
+
+    /// One line for the debug log: client ids (shortened, escaped), never
+    /// secrets, tokens or headers.
+    pub fn describe(&self, target: &Target) -> String {
+        let outcome = match &self.outcome {
+            Outcome::Rewrite(_) => "rewritten".to_owned(),
+            Outcome::Pass(PassReason::NotDecodable(what)) => format!("passed:not_decodable ({what})"),
+            Outcome::Pass(reason) => format!("passed:{}", reason.as_str()),
+        };
+        format!(
+            "endpoint={} realm={} caller={} azp={} outcome={}",
+            target.endpoint.as_str(),
+            printable(target.realm.as_bytes()),
+            self.caller.as_deref().map_or_else(|| "-".to_owned(), printable),
+            self.azp
+                .as_deref()
+                .map_or_else(|| "-".to_owned(), |a| printable(a.as_bytes())),
+            outcome,
+        )
+    }
+}
+
+/// Decides a token request once its whole body is known.
+pub fn decide(config: &Config, inspection: &Inspection, body: &[u8]) -> Verdict {
+    let Inspection {
+        target,
+        caller: caller_header,
+        ..
+    } = inspection;
+    let Ok(pairs) = form::parse(body) else {
+        return Verdict::pass(PassReason::NotDecodable("malformed form encoding"), None, None);
+    };
+    if has_duplicate_name(&pairs) {
+        return Verdict::pass(PassReason::DuplicateParameter, None, None);
+    }
+    let caller = match caller_header {
+        CallerHeader::Basic(id) => Some(id.clone()),
+        CallerHeader::Malformed => {
+            return Verdict::pass(PassReason::NotDecodable("authorization is not valid Basic"), None, None)
+        }
+        CallerHeader::None => match value_of(&pairs, b"client_id") {
+            Some(Some(id)) => Some(id),
+            Some(None) => return Verdict::pass(PassReason::NotDecodable("malformed client_id"), None, None),
+            None => None,
+        },
+    };
+    if target.endpoint == Endpoint::Token {
+        match value_of(&pairs, b"grant_type") {
+            Some(Some(grant)) if grant == b"refresh_token" => {}
+            _ => return Verdict::pass(PassReason::NotRefreshGrant, caller, None),
+        }
+    }
+    let token = match value_of(&pairs, target.endpoint.token_parameter()) {
+        None => return Verdict::pass(PassReason::NoToken, caller, None),
+        Some(None) => return Verdict::pass(PassReason::NotDecodable("malformed token encoding"), caller, None),
+        Some(Some(token)) => token,
+    };
+    let claims = match token::claims(&token) {
+        Ok(claims) => claims,
+        Err(e) => return Verdict::pass(PassReason::NotDecodable(e.as_str()), caller, None),
+    };
+    let azp = Some(claims.azp.clone());
+    if caller.as_deref() == Some(claims.azp.as_bytes()) {
+        return Verdict::pass(PassReason::SameClient, caller, azp);
+    }
+    let Some(client) = config.client(&claims.azp) else {
+        return Verdict::pass(PassReason::UnknownAzp, caller, azp);
+    };
+    let allowed = caller
+        .as_deref()
+        .is_some_and(|c| client.allowed_callers.iter().any(|a| a.as_bytes() == c));
+    if !allowed {
+        return Verdict::pass(PassReason::CallerNotAllowed, caller, azp);
+    }
+    if !realm_allowed(client, &target.realm, claims.iss.as_deref()) {
+        return Verdict::pass(PassReason::RealmMismatch, caller, azp);
+    }
+    let rewrite = rewrite(&pairs, client, caller_header, config.hold_headers);
+    Verdict {
+        outcome: Outcome::Rewrite(rewrite),
+        caller,
+        azp,
+    }
+}
+
+/// The JSON body of the local 413 answer.
+pub fn too_large_body(config: &Config) -> String {
+    format!(
+        r#"{{"error":"invalid_request","error_description":"Request body exceeds the azp-bridge limit of {} bytes"}}"#,
+        config.max_body_bytes
+    )
+}
+
+fn realm_allowed(client: &TargetClient, realm: &str, iss: Option<&str>) -> bool {
+    let listed = client
+        .realms
+        .as_ref()
+        .is_none_or(|realms| realms.iter().any(|r| r == realm));
+    let issued_here = iss
+        .and_then(|iss| iss.strip_suffix(realm))
+        .is_some_and(|base| base.ends_with("/realms/"));
+    listed && issued_here
+}
+
+/// Every segment but the caller's credentials, in place and byte for byte,
+/// then the target's credentials.
+fn rewrite(pairs: &[Pair<'_>], client: &TargetClient, caller_header: &CallerHeader, hold_headers: bool) -> Rewrite {
+    let secret = client.secret.expose();
+    let capacity =
+        pairs.iter().map(|p| p.raw.len() + 1).sum::<usize>() + client.client_id.len() * 3 + secret.len() * 3 + 32;
+    let mut body = Vec::with_capacity(capacity);
+    let kept = pairs
+        .iter()
+        .filter(|p| !CLIENT_AUTH_PARAMETERS.contains(&p.name.as_ref()));
+    for (i, pair) in kept.enumerate() {
+        if i > 0 {
+            body.push(b'&');
+        }
+        body.extend_from_slice(pair.raw);
+    }
+    let authorization = match client.auth_method {
+        AuthMethod::ClientSecretPost => {
+            append_pair(&mut body, b"client_id", client.client_id.as_bytes());
+            append_pair(&mut body, b"client_secret", secret.as_bytes());
+            if hold_headers && *caller_header != CallerHeader::None {
+                AuthorizationChange::Remove
+            } else {
+                AuthorizationChange::Keep
+            }
+        }
+        AuthMethod::ClientSecretBasic => AuthorizationChange::Set(basic::header_value(&client.client_id, secret)),
+    };
+    Rewrite { body, authorization }
+}
+
+fn append_pair(body: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    if !body.is_empty() {
+        body.push(b'&');
+    }
+    body.extend_from_slice(name);
+    body.push(b'=');
+    form::encode_into(value, body);
+}
+
+/// The decoded value of a parameter: `None` if absent, `Some(None)` if its
+/// encoding is malformed.
+fn value_of(pairs: &[Pair<'_>], name: &[u8]) -> Option<Option<Vec<u8>>> {
+    pairs
+        .iter()
+        .find(|p| p.name.as_ref() == name)
+        .map(|p| p.value().map(|v| v.into_owned()))
+}
+
+/// Empty segments (`a=1&&b=2`) carry no parameter and never count.
+fn has_duplicate_name(pairs: &[Pair<'_>]) -> bool {
+    let mut names: Vec<&[u8]> = pairs
+        .iter()
+        .filter(|p| !p.raw.is_empty())
+        .map(|p| p.name.as_ref())
+        .collect();
+    names.sort_unstable();
+    names.windows(2).any(|w| w.first() == w.last())
+}
+
+/// Client ids and realms for logs: at most 64 characters, printable ASCII.
+fn printable(bytes: &[u8]) -> String {
+    let mut out: String = bytes
+        .iter()
+        .take(64)
+        .map(|&b| if b.is_ascii_graphic() { char::from(b) } else { '?' })
+        .collect();
+    if bytes.len() > 64 {
+        out.push_str("...");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,611 @@
+use super::*;
+use crate::config;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+
+const SECRET: &str = "admin-secret/+&=";
+const SECRET_POSTED: &str = "admin-secret%2F%2B%26%3D";
+const ISS: &str = "http://127.0.0.1:8080/realms/demo";
+
+fn config_with(extra_client: &str, hold_headers: bool) -> Config {
+    let json = format!(
+        r#"{{"clients":[
+            {{"client_id":"admin","client_secret":"{SECRET}","allowed_callers":["mobile","web"],"realms":["demo"]}}
+            {extra_client}
+        ],"hold_headers":{hold_headers},"max_body_bytes":4096}}"#
+    );
+    config::parse(json.as_bytes(), &|_| None).unwrap()
+}
+
+fn default_config() -> Config {
+    config_with("", false)
+}
+
+fn hold_config() -> Config {
+    config_with(
+        r#",{"client_id":"basic-admin","client_secret":"b:s","auth_method":"client_secret_basic","allowed_callers":["mobile"]}"#,
+        true,
+    )
+}
+
+fn jwt(payload: &str) -> String {
+    format!("eyJhbGciOiJIUzUxMiJ9.{}.sig_nature", URL_SAFE_NO_PAD.encode(payload))
+}
+
+fn refresh_token(azp: &str) -> String {
+    jwt(&format!(r#"{{"iss":"{ISS}","azp":"{azp}","typ":"Refresh","sid":"x"}}"#))
+}
+
+fn target(endpoint: Endpoint) -> Target {
+    Target {
+        endpoint,
+        realm: "demo".to_owned(),
+    }
+}
+
+fn inspection(target: Target, caller: &CallerHeader) -> Inspection {
+    Inspection {
+        target,
+        caller: caller.clone(),
+        has_content_length: true,
+    }
+}
+
+fn decide_at(config: &Config, target: Target, caller: &CallerHeader, body: &[u8]) -> Verdict {
+    decide(config, &inspection(target, caller), body)
+}
+
+fn decide_token(config: &Config, caller: &CallerHeader, body: &str) -> Verdict {
+    decide_at(config, target(Endpoint::Token), caller, body.as_bytes())
+}
+
+fn rewritten(verdict: &Verdict) -> (&str, &AuthorizationChange) {
+    match &verdict.outcome {
+        Outcome::Rewrite(r) => (std::str::from_utf8(&r.body).unwrap(), &r.authorization),
+        other => panic!("expected a rewrite, got {other:?}"),
+    }
+}
+
+fn body_of(verdict: Verdict) -> String {
+    rewritten(&verdict).0.to_owned()
+}
+
+fn passed(verdict: &Verdict) -> PassReason {
+    match verdict.outcome {
+        Outcome::Pass(reason) => reason,
+        Outcome::Rewrite(_) => panic!("expected a pass"),
+    }
+}
+
+fn basic_header(id: &str, secret: &str) -> CallerHeader {
+    let value = format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")));
+    CallerHeader::from_authorization(Some(value.as_bytes()))
+}
+
+// --- the head ---
+
+struct Headers(Vec<(&'static str, &'static str)>);
+
+impl RequestHeaders for Headers {
+    fn get(&self, name: &str) -> Option<Vec<u8>> {
+        self.0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_bytes().to_vec())
+    }
+}
+
+const TOKEN_PATH: &str = "/realms/demo/protocol/openid-connect/token";
+const FORM: &str = "application/x-www-form-urlencoded";
+
+fn plan_of(headers: &[(&'static str, &'static str)]) -> HeadPlan {
+    plan(&default_config(), &Headers(headers.to_vec()))
+}
+
+#[test]
+fn plan_ignores_what_is_not_a_token_request() {
+    assert_eq!(
+        plan_of(&[(":method", "GET"), (":path", "/realms/demo/account")]),
+        HeadPlan::Ignore
+    );
+    assert_eq!(
+        plan_of(&[(":method", "GET"), (":path", TOKEN_PATH), ("content-type", FORM)]),
+        HeadPlan::Ignore
+    );
+    assert_eq!(
+        plan_of(&[(":method", "POST"), (":path", "/api/orders"), ("content-type", FORM)]),
+        HeadPlan::Ignore
+    );
+    assert_eq!(
+        plan_of(&[
+            (":method", "POST"),
+            (":path", TOKEN_PATH),
+            ("content-type", "application/json")
+        ]),
+        HeadPlan::Ignore
+    );
+    assert_eq!(plan_of(&[(":method", "POST"), (":path", TOKEN_PATH)]), HeadPlan::Ignore);
+    assert_eq!(plan_of(&[]), HeadPlan::Ignore);
+}
+
+#[test]
+fn plan_reads_only_the_method_of_other_methods() {
+    struct Counting(std::cell::RefCell<Vec<String>>);
+    impl RequestHeaders for Counting {
+        fn get(&self, name: &str) -> Option<Vec<u8>> {
+            self.0.borrow_mut().push(name.to_owned());
+            (name == ":method").then(|| b"GET".to_vec())
+        }
+    }
+    let headers = Counting(Default::default());
+    assert_eq!(plan(&default_config(), &headers), HeadPlan::Ignore);
+    assert_eq!(*headers.0.borrow(), vec![":method"]);
+}
+
+#[test]
+fn plan_inspects_token_requests_and_refuses_declared_oversize() {
+    let base = [(":method", "POST"), (":path", TOKEN_PATH), ("content-type", FORM)];
+    let with = |extra: &[(&'static str, &'static str)]| plan_of(&[&base[..], extra].concat());
+    let inspect = |caller: CallerHeader, has_content_length: bool| {
+        HeadPlan::Inspect(Inspection {
+            target: target(Endpoint::Token),
+            caller,
+            has_content_length,
+        })
+    };
+    assert_eq!(with(&[]), inspect(CallerHeader::None, false));
+    assert_eq!(with(&[("content-length", "4096")]), inspect(CallerHeader::None, true));
+    assert_eq!(with(&[("content-length", "4097")]), HeadPlan::RejectTooLarge);
+    assert_eq!(
+        with(&[("content-length", "99999999999999999999999")]),
+        inspect(CallerHeader::None, true)
+    );
+    assert_eq!(with(&[("content-length", "junk")]), inspect(CallerHeader::None, true));
+    // "mobile:x"
+    assert_eq!(
+        with(&[("authorization", "Basic bW9iaWxlOng=")]),
+        inspect(CallerHeader::Basic(b"mobile".to_vec()), false)
+    );
+}
+
+#[test]
+fn too_large_answer_is_an_oauth_error() {
+    let body: serde_json::Value = serde_json::from_str(&too_large_body(&default_config())).unwrap();
+    assert_eq!(body["error"], "invalid_request");
+    assert_eq!(
+        body["error_description"],
+        "Request body exceeds the azp-bridge limit of 4096 bytes"
+    );
+}
+
+#[test]
+fn caller_header_reading() {
+    assert_eq!(CallerHeader::from_authorization(None), CallerHeader::None);
+    assert_eq!(CallerHeader::from_authorization(Some(b"Bearer x")), CallerHeader::None);
+    assert_eq!(basic_header("mobile", ""), CallerHeader::Basic(b"mobile".to_vec()));
+    assert_eq!(
+        CallerHeader::from_authorization(Some(b"Basic %%%")),
+        CallerHeader::Malformed
+    );
+}
+
+// --- the rewrite ---
+
+#[test]
+fn swaps_body_credentials_and_keeps_everything_else_in_place() {
+    let token = refresh_token("admin");
+    let body = format!("grant_type=refresh_token&client_id=mobile&refresh_token={token}&scope=openid+email%20x");
+    let verdict = decide_token(&default_config(), &CallerHeader::None, &body);
+    let (new_body, authorization) = rewritten(&verdict);
+    assert_eq!(
+        new_body,
+        format!("grant_type=refresh_token&refresh_token={token}&scope=openid+email%20x&client_id=admin&client_secret={SECRET_POSTED}")
+    );
+    assert_eq!(*authorization, AuthorizationChange::Keep);
+    assert_eq!(verdict.caller.as_deref(), Some(&b"mobile"[..]));
+    assert_eq!(verdict.azp.as_deref(), Some("admin"));
+}
+
+#[test]
+fn removes_every_body_credential_of_the_caller() {
+    let token = refresh_token("admin");
+    let body = format!(
+        "client_assertion_type=urn%3Ax&client%5Fid=web&grant_type=refresh_token&client_secret=web-secret&client_assertion=eyJ.x.y&refresh_token={token}"
+    );
+    let verdict = decide_token(&default_config(), &CallerHeader::None, &body);
+    let (new_body, _) = rewritten(&verdict);
+    assert_eq!(
+        new_body,
+        format!("grant_type=refresh_token&refresh_token={token}&client_id=admin&client_secret={SECRET_POSTED}")
+    );
+    assert!(!new_body.contains("web-secret"));
+}
+
+#[test]
+fn keeps_odd_segments_byte_for_byte() {
+    let token = refresh_token("admin");
+    let body = format!("&grant_type=refresh_token&&x=%ff%FE\u{e9}&refresh_token={token}&flag&client_id=mobile&");
+    let verdict = decide_token(&default_config(), &CallerHeader::None, &body);
+    let (new_body, _) = rewritten(&verdict);
+    assert_eq!(
+        new_body,
+        format!("&grant_type=refresh_token&&x=%ff%FE\u{e9}&refresh_token={token}&flag&&client_id=admin&client_secret={SECRET_POSTED}")
+    );
+}
+
+#[test]
+fn non_utf8_parameters_survive() {
+    let token = refresh_token("admin");
+    let mut body = format!("grant_type=refresh_token&refresh_token={token}&client_id=mobile&x=").into_bytes();
+    body.extend_from_slice(b"\xff\xfe");
+    let verdict = decide_at(&default_config(), target(Endpoint::Token), &CallerHeader::None, &body);
+    let Outcome::Rewrite(rewrite) = verdict.outcome else {
+        panic!()
+    };
+    assert!(rewrite.body.windows(4).any(|w| w == b"x=\xff\xfe"));
+}
+
+#[test]
+fn percent_encoded_token_and_parameters_are_read() {
+    let token = refresh_token("admin").replace('.', "%2E");
+    let body = format!("grant%5Ftype=refresh%5Ftoken&client_id=mob%69le&refresh_token={token}");
+    let new_body = body_of(decide_token(&default_config(), &CallerHeader::None, &body));
+    assert_eq!(
+        new_body,
+        format!("grant%5Ftype=refresh%5Ftoken&refresh_token={token}&client_id=admin&client_secret={SECRET_POSTED}")
+    );
+}
+
+#[test]
+fn basic_caller_is_the_caller_and_stays_in_default_mode() {
+    let token = refresh_token("admin");
+    let body = format!("grant_type=refresh_token&refresh_token={token}");
+    let verdict = decide_token(&default_config(), &basic_header("mobile", "x"), &body);
+    let (new_body, authorization) = rewritten(&verdict);
+    assert_eq!(
+        new_body,
+        format!("grant_type=refresh_token&refresh_token={token}&client_id=admin&client_secret={SECRET_POSTED}")
+    );
+    // Headers are already upstream; Keycloak lets body credentials win.
+    assert_eq!(*authorization, AuthorizationChange::Keep);
+}
+
+#[test]
+fn basic_caller_wins_over_body_client_id() {
+    let token = refresh_token("admin");
+    let body = format!("grant_type=refresh_token&refresh_token={token}&client_id=other");
+    let verdict = decide_token(&default_config(), &basic_header("mobile", ""), &body);
+    assert_eq!(verdict.caller.as_deref(), Some(&b"mobile"[..]));
+    rewritten(&verdict);
+}
+
+#[test]
+fn hold_mode_drops_the_callers_basic_header() {
+    let token = refresh_token("admin");
+    let body = format!("grant_type=refresh_token&refresh_token={token}");
+    let verdict = decide_token(&hold_config(), &basic_header("mobile", "x"), &body);
+    assert_eq!(*rewritten(&verdict).1, AuthorizationChange::Remove);
+    let verdict = decide_token(&hold_config(), &CallerHeader::None, &format!("{body}&client_id=mobile"));
+    assert_eq!(*rewritten(&verdict).1, AuthorizationChange::Keep);
+}
+
+#[test]
+fn basic_target_gets_a_basic_header_and_no_body_credentials() {
+    let token = refresh_token("basic-admin");
+    let body = format!("grant_type=refresh_token&client_id=mobile&refresh_token={token}");
+    let verdict = decide_token(&hold_config(), &CallerHeader::None, &body);
+    let (new_body, authorization) = rewritten(&verdict);
+    assert_eq!(new_body, format!("grant_type=refresh_token&refresh_token={token}"));
+    // "basic-admin:b%3As", form-encoded then base64.
+    let expected = format!("Basic {}", STANDARD.encode("basic-admin:b%3As"));
+    assert_eq!(*authorization, AuthorizationChange::Set(expected));
+}
+
+#[test]
+fn revoke_reads_token_and_logout_reads_refresh_token() {
+    let token = refresh_token("admin");
+    let config = default_config();
+    let revoke = format!("token={token}&token_type_hint=refresh_token&client_id=mobile");
+    let body = body_of(decide_at(
+        &config,
+        target(Endpoint::Revoke),
+        &CallerHeader::None,
+        revoke.as_bytes(),
+    ));
+    assert_eq!(
+        body,
+        format!("token={token}&token_type_hint=refresh_token&client_id=admin&client_secret={SECRET_POSTED}")
+    );
+    let logout = format!("client_id=mobile&refresh_token={token}");
+    let body = body_of(decide_at(
+        &config,
+        target(Endpoint::Logout),
+        &CallerHeader::None,
+        logout.as_bytes(),
+    ));
+    assert_eq!(
+        body,
+        format!("refresh_token={token}&client_id=admin&client_secret={SECRET_POSTED}")
+    );
+    // Revoke with refresh_token instead of token: no token to read.
+    let wrong = format!("refresh_token={token}&client_id=mobile");
+    let verdict = decide_at(&config, target(Endpoint::Revoke), &CallerHeader::None, wrong.as_bytes());
+    assert_eq!(passed(&verdict), PassReason::NoToken);
+}
+
+#[test]
+fn huge_parameters_are_kept() {
+    let token = refresh_token("admin");
+    let big = "v".repeat(1 << 20);
+    let body = format!("grant_type=refresh_token&refresh_token={token}&client_id=mobile&big={big}");
+    let new_body = body_of(decide_token(&default_config(), &CallerHeader::None, &body));
+    assert!(new_body.contains(&format!("&big={big}&client_id=admin")));
+}
+
+// --- the passes ---
+
+#[test]
+fn same_client_passes() {
+    let body = format!(
+        "grant_type=refresh_token&client_id=admin&client_secret=x&refresh_token={}",
+        refresh_token("admin")
+    );
+    assert_eq!(
+        passed(&decide_token(&default_config(), &CallerHeader::None, &body)),
+        PassReason::SameClient
+    );
+    let body = format!(
+        "grant_type=refresh_token&client_id=mobile&refresh_token={}",
+        refresh_token("mobile")
+    );
+    assert_eq!(
+        passed(&decide_token(&default_config(), &CallerHeader::None, &body)),
+        PassReason::SameClient
+    );
+}
+
+#[test]
+fn unknown_azp_passes() {
+    let body = format!(
+        "grant_type=refresh_token&client_id=mobile&refresh_token={}",
+        refresh_token("stranger")
+    );
+    assert_eq!(
+        passed(&decide_token(&default_config(), &CallerHeader::None, &body)),
+        PassReason::UnknownAzp
+    );
+    // Client ids are compared exactly, as Keycloak does.
+    let body = format!(
+        "grant_type=refresh_token&client_id=mobile&refresh_token={}",
+        refresh_token("Admin")
+    );
+    assert_eq!(
+        passed(&decide_token(&default_config(), &CallerHeader::None, &body)),
+        PassReason::UnknownAzp
+    );
+}
+
+#[test]
+fn callers_not_allowed_pass() {
+    let token = refresh_token("admin");
+    let config = default_config();
+    let other = format!("grant_type=refresh_token&client_id=other&refresh_token={token}");
+    assert_eq!(
+        passed(&decide_token(&config, &CallerHeader::None, &other)),
+        PassReason::CallerNotAllowed
+    );
+    let case = format!("grant_type=refresh_token&client_id=Mobile&refresh_token={token}");
+    assert_eq!(
+        passed(&decide_token(&config, &CallerHeader::None, &case)),
+        PassReason::CallerNotAllowed
+    );
+    let anonymous = format!("grant_type=refresh_token&refresh_token={token}");
+    let verdict = decide_token(&config, &CallerHeader::None, &anonymous);
+    assert_eq!(passed(&verdict), PassReason::CallerNotAllowed);
+    assert_eq!(verdict.caller, None);
+    let basic_other = decide_token(&config, &basic_header("other", "s"), &anonymous);
+    assert_eq!(passed(&basic_other), PassReason::CallerNotAllowed);
+}
+
+#[test]
+fn realm_must_be_allowed_and_match_the_issuer() {
+    let config = default_config();
+    let body = |token: String| format!("grant_type=refresh_token&client_id=mobile&refresh_token={token}");
+    let other_realm = Target {
+        endpoint: Endpoint::Token,
+        realm: "other".to_owned(),
+    };
+    let verdict = decide_at(
+        &config,
+        other_realm.clone(),
+        &CallerHeader::None,
+        body(refresh_token("admin")).as_bytes(),
+    );
+    assert_eq!(passed(&verdict), PassReason::RealmMismatch);
+    for iss in [
+        r#""iss":"http://k/realms/other","#,
+        r#""iss":"http://k/realms/xdemo","#,
+        r#""iss":"http://k/realms/demo/","#,
+        r#""iss":"demo","#,
+        "",
+    ] {
+        let token = jwt(&format!(r#"{{{iss}"azp":"admin"}}"#));
+        let verdict = decide_token(&config, &CallerHeader::None, &body(token));
+        assert_eq!(passed(&verdict), PassReason::RealmMismatch, "{iss}");
+    }
+}
+
+#[test]
+fn any_realm_when_realms_is_unset() {
+    let config = hold_config();
+    let token = jwt(r#"{"iss":"http://k/auth/realms/elsewhere","azp":"basic-admin"}"#);
+    let body = format!("grant_type=refresh_token&client_id=mobile&refresh_token={token}");
+    let elsewhere = Target {
+        endpoint: Endpoint::Token,
+        realm: "elsewhere".to_owned(),
+    };
+    let verdict = decide_at(&config, elsewhere, &CallerHeader::None, body.as_bytes());
+    assert!(matches!(verdict.outcome, Outcome::Rewrite(_)));
+}
+
+#[test]
+fn duplicated_parameters_are_left_to_keycloak() {
+    let token = refresh_token("admin");
+    for body in [
+        format!("grant_type=refresh_token&client_id=mobile&refresh_token={token}&refresh_token={token}"),
+        format!("grant_type=refresh_token&client_id=mobile&client_id=web&refresh_token={token}"),
+        format!("grant_type=refresh_token&client_id=mobile&client%5Fid=mobile&refresh_token={token}"),
+        format!("scope=a&grant_type=refresh_token&client_id=mobile&refresh_token={token}&scope=b"),
+    ] {
+        assert_eq!(
+            passed(&decide_token(&default_config(), &CallerHeader::None, &body)),
+            PassReason::DuplicateParameter,
+            "{body}"
+        );
+    }
+    // Empty segments are not parameters.
+    let body = format!("grant_type=refresh_token&&client_id=mobile&&refresh_token={token}");
+    rewritten(&decide_token(&default_config(), &CallerHeader::None, &body));
+}
+
+#[test]
+fn only_refresh_grants_at_the_token_endpoint() {
+    let token = refresh_token("admin");
+    let config = default_config();
+    for body in [
+        format!("grant_type=password&client_id=mobile&refresh_token={token}&username=u&password=p"),
+        format!("client_id=mobile&refresh_token={token}"),
+        format!("grant_type=Refresh_Token&client_id=mobile&refresh_token={token}"),
+        "grant_type=client_credentials&client_id=admin&client_secret=x".to_owned(),
+    ] {
+        assert_eq!(
+            passed(&decide_token(&config, &CallerHeader::None, &body)),
+            PassReason::NotRefreshGrant,
+            "{body}"
+        );
+    }
+}
+
+#[test]
+fn missing_or_undecodable_tokens_pass() {
+    let config = default_config();
+    let prefix = "grant_type=refresh_token&client_id=mobile";
+    assert_eq!(
+        passed(&decide_token(&config, &CallerHeader::None, prefix)),
+        PassReason::NoToken
+    );
+    let cases = [
+        ("refresh_token=", "token is not a compact JWS"),
+        ("refresh_token=opaque-value", "token is not a compact JWS"),
+        ("refresh_token=a.b.c.d", "token is not a compact JWS"),
+        ("refresh_token=a.!!!.c", "token payload is not base64url"),
+        ("refresh_token=a.%zz.c", "malformed token encoding"),
+    ];
+    for (param, what) in cases {
+        let verdict = decide_token(&config, &CallerHeader::None, &format!("{prefix}&{param}"));
+        assert_eq!(passed(&verdict), PassReason::NotDecodable(what), "{param}");
+    }
+    for payload in [
+        "not json",
+        "{}",
+        r#"{"azp":42}"#,
+        r#"{"azp":null,"iss":"x"}"#,
+        r#"{"iss":"http://k/realms/demo"}"#,
+    ] {
+        let verdict = decide_token(
+            &config,
+            &CallerHeader::None,
+            &format!("{prefix}&refresh_token={}", jwt(payload)),
+        );
+        assert_eq!(
+            passed(&verdict),
+            PassReason::NotDecodable("token payload has no string azp"),
+            "{payload}"
+        );
+    }
+}
+
+#[test]
+fn malformed_forms_and_headers_pass() {
+    let token = refresh_token("admin");
+    let config = default_config();
+    let verdict = decide_token(
+        &config,
+        &CallerHeader::None,
+        &format!("grant%zz=refresh_token&refresh_token={token}"),
+    );
+    assert_eq!(passed(&verdict), PassReason::NotDecodable("malformed form encoding"));
+    let verdict = decide_token(
+        &config,
+        &CallerHeader::None,
+        &format!("grant_type=refresh_token&client_id=%4&refresh_token={token}"),
+    );
+    assert_eq!(passed(&verdict), PassReason::NotDecodable("malformed client_id"));
+    let verdict = decide_token(
+        &config,
+        &CallerHeader::Malformed,
+        &format!("grant_type=refresh_token&refresh_token={token}"),
+    );
+    assert_eq!(
+        passed(&verdict),
+        PassReason::NotDecodable("authorization is not valid Basic")
+    );
+    let verdict = decide_token(&config, &CallerHeader::None, "");
+    assert_eq!(passed(&verdict), PassReason::NotRefreshGrant);
+    let verdict = decide_token(&config, &CallerHeader::None, "\u{0}\u{1}&&&==&=");
+    assert_eq!(passed(&verdict), PassReason::DuplicateParameter);
+}
+
+// --- what is logged ---
+
+#[test]
+fn describe_names_the_decision_without_secrets() {
+    let token = refresh_token("admin");
+    let body = format!("grant_type=refresh_token&client_id=mobile&client_secret=caller-secret&refresh_token={token}");
+    let verdict = decide_token(&default_config(), &CallerHeader::None, &body);
+    let line = verdict.describe(&target(Endpoint::Token));
+    assert_eq!(
+        line,
+        "endpoint=token realm=demo caller=mobile azp=admin outcome=rewritten"
+    );
+    let debug = format!("{verdict:?}");
+    for secret in [SECRET, SECRET_POSTED, "caller-secret", token.as_str()] {
+        assert!(!line.contains(secret) && !debug.contains(secret), "{debug}");
+    }
+}
+
+#[test]
+fn describe_passes_and_escapes_odd_ids() {
+    let body = format!(
+        "grant_type=refresh_token&client_id=a%0Ab%20c&refresh_token={}",
+        refresh_token("admin")
+    );
+    let verdict = decide_token(&default_config(), &CallerHeader::None, &body);
+    assert_eq!(
+        verdict.describe(&target(Endpoint::Token)),
+        "endpoint=token realm=demo caller=a?b?c azp=admin outcome=passed:caller_not_allowed"
+    );
+    let long = "x".repeat(200);
+    let body = format!("grant_type=refresh_token&client_id={long}&refresh_token=nope");
+    let line = decide_token(&default_config(), &CallerHeader::None, &body).describe(&target(Endpoint::Token));
+    assert_eq!(
+        line,
+        format!(
+            "endpoint=token realm=demo caller={}... azp=- outcome=passed:not_decodable (token is not a compact JWS)",
+            "x".repeat(64)
+        )
+    );
+}
+
+#[test]
+fn basic_target_header_is_redacted_in_debug() {
+    let token = refresh_token("basic-admin");
+    let verdict = decide_token(
+        &hold_config(),
+        &CallerHeader::None,
+        &format!("grant_type=refresh_token&client_id=mobile&refresh_token={token}"),
+    );
+    let debug = format!("{verdict:?}");
+    assert!(debug.contains("Set(<redacted>)"), "{debug}");
+    assert!(!debug.contains(&STANDARD.encode("basic-admin:b%3As")));
+}

@@ -1,0 +1,156 @@
+//! Reads the claims the policy needs from a Keycloak refresh token.
+//!
+//! The signature is deliberately not checked: only Keycloak holds the realm's
+//! HMAC key, and Keycloak verifies the token after the rewrite. A forged `azp`
+//! therefore gains nothing but Keycloak's own refusal.
+
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::Engine;
+use serde::Deserialize;
+
+/// base64url as JWS uses it: no padding, though padding is tolerated.
+const BASE64URL: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::URL_SAFE,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// The claims of a refresh token that decide a rewrite.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Claims {
+    /// The client the token was issued to.
+    pub azp: String,
+    /// The issuer, `<base>/realms/<realm>`.
+    #[serde(default)]
+    pub iss: Option<String>,
+}
+
+/// Why a token could not be read. Never carries token bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenError {
+    /// Not three dot-separated segments.
+    NotCompactJws,
+    /// The payload segment is not base64url.
+    PayloadNotBase64,
+    /// The payload is not a JSON object with a string `azp` (and a string
+    /// `iss`, if present).
+    PayloadNotClaims,
+}
+
+impl TokenError {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenError::NotCompactJws => "token is not a compact JWS",
+            TokenError::PayloadNotBase64 => "token payload is not base64url",
+            TokenError::PayloadNotClaims => "token payload has no string azp",
+        }
+    }
+}
+
+/// Decodes the payload of a compact JWS and reads `azp` and `iss`.
+pub fn claims(token: &[u8]) -> Result<Claims, TokenError> {
+    let mut segments = token.split(|&b| b == b'.');
+    let (Some(_header), Some(payload), Some(_signature), None) =
+        (segments.next(), segments.next(), segments.next(), segments.next())
+    else {
+        return Err(TokenError::NotCompactJws);
+    };
+    let json = BASE64URL.decode(payload).map_err(|_| TokenError::PayloadNotBase64)?;
+    // serde_json skips unread claims without recursing and bounds the depth
+    // of read ones, so odd payloads cannot exhaust the stack; a duplicated
+    // `azp` is refused as ambiguous.
+    serde_json::from_slice(&json).map_err(|_| TokenError::PayloadNotClaims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jws(payload: &str) -> Vec<u8> {
+        format!(
+            "eyJhbGciOiJIUzUxMiJ9.{}.c2ln",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(payload)
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn reads_azp_and_iss() {
+        let c = claims(&jws(
+            r#"{"azp":"a","iss":"http://k/realms/demo","typ":"Refresh","exp":1}"#,
+        ))
+        .unwrap();
+        assert_eq!(c.azp, "a");
+        assert_eq!(c.iss.as_deref(), Some("http://k/realms/demo"));
+    }
+
+    #[test]
+    fn iss_is_optional() {
+        assert_eq!(claims(&jws(r#"{"azp":"a"}"#)).unwrap().iss, None);
+    }
+
+    #[test]
+    fn json_escapes_are_decoded() {
+        assert_eq!(claims(&jws(r#"{"azp":"a\u0062\"c"}"#)).unwrap().azp, "ab\"c");
+    }
+
+    #[test]
+    fn padded_payload_is_tolerated() {
+        let padded = format!(
+            "h.{}.s",
+            base64::engine::general_purpose::URL_SAFE.encode(r#"{"azp":"abc"}"#)
+        );
+        assert!(padded.contains('='));
+        assert_eq!(claims(padded.as_bytes()).unwrap().azp, "abc");
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_jws() {
+        assert_eq!(claims(b"opaque"), Err(TokenError::NotCompactJws));
+        assert_eq!(claims(b"a.b"), Err(TokenError::NotCompactJws));
+        assert_eq!(claims(b"a.b.c.d.e"), Err(TokenError::NotCompactJws));
+        assert_eq!(claims(b""), Err(TokenError::NotCompactJws));
+        assert_eq!(claims(b"...."), Err(TokenError::NotCompactJws));
+    }
+
+    #[test]
+    fn refuses_bad_base64() {
+        assert_eq!(claims(b"h.!!!.s"), Err(TokenError::PayloadNotBase64));
+        // Standard-alphabet characters are not base64url.
+        assert_eq!(claims(b"h.ab+/.s"), Err(TokenError::PayloadNotBase64));
+    }
+
+    #[test]
+    fn refuses_payloads_without_a_string_azp() {
+        for payload in [
+            "not json",
+            "[]",
+            "{}",
+            r#"{"azp":1}"#,
+            r#"{"azp":null}"#,
+            r#"{"azp":["a"]}"#,
+            r#"{"azp":"a","iss":5}"#,
+            r#"{"azp":"a","azp":"b"}"#,
+            r#"{"azp":"a"} trailing"#,
+        ] {
+            assert_eq!(claims(&jws(payload)), Err(TokenError::PayloadNotClaims), "{payload}");
+        }
+        assert_eq!(claims(b"h.__8.s"), Err(TokenError::PayloadNotClaims));
+    }
+
+    #[test]
+    fn deep_nesting_does_not_overflow_the_stack() {
+        // Ignored claims are skipped without recursion; nesting where a value
+        // is read hits serde_json's depth limit.
+        let deep = format!(r#"{{"azp":"a","x":{}{}}}"#, "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(claims(&jws(&deep)).unwrap().azp, "a");
+        let deep_azp = format!(r#"{{"azp":{}{}}}"#, "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(claims(&jws(&deep_azp)), Err(TokenError::PayloadNotClaims));
+    }
+
+    #[test]
+    fn ignores_other_claims() {
+        let c = claims(&jws(r#"{"sub":"u","azp":"x","aud":["a","b"],"nested":{"k":[1,2]}}"#)).unwrap();
+        assert_eq!(c.azp, "x");
+    }
+}

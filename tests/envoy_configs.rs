@@ -1,0 +1,57 @@
+//! Every Envoy configuration the project ships passes `envoy --mode validate`
+//! with the real module loaded (so the plugin configuration is checked too).
+
+mod support;
+
+use std::collections::HashMap;
+use std::process::Command;
+use support::{envoy_bin, render, repo_root, wasm_path, TempDir};
+
+const PLUGIN_CONFIG: &str = r#"{"clients":[{"client_id":"spring-boot-admin-client","client_secret_env":"ADMIN_CLIENT_SECRET","allowed_callers":["mobile-app-client"]}]}"#;
+
+fn validate(config: &str, env: &[(&str, &str)]) -> (bool, String) {
+    let dir = TempDir::new("validate");
+    let path = dir.path.join("envoy.yaml");
+    std::fs::write(&path, config).unwrap();
+    let output = Command::new(envoy_bin())
+        .args(["--mode", "validate", "-c"])
+        .arg(&path)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), text)
+}
+
+fn template_values(hold_headers: bool) -> HashMap<&'static str, String> {
+    HashMap::from([
+        ("LISTEN_PORT", "10000".to_owned()),
+        ("ADMIN_PORT", "9901".to_owned()),
+        ("UPSTREAM_PORT", "8080".to_owned()),
+        ("WASM_PATH", wasm_path().display().to_string()),
+        ("PLUGIN_CONFIG", PLUGIN_CONFIG.to_owned()),
+        ("HOLD_HEADERS", hold_headers.to_string()),
+        ("HOST_ENV_KEYS", r#"["ADMIN_CLIENT_SECRET"]"#.to_owned()),
+    ])
+}
+
+#[test]
+fn shipped_template_validates_in_both_modes() {
+    let template = std::fs::read_to_string(repo_root().join("envoy/azp-bridge.yaml")).unwrap();
+    for hold_headers in [false, true] {
+        let config = render(&template, &template_values(hold_headers));
+        let (ok, output) = validate(&config, &[("ADMIN_CLIENT_SECRET", "x")]);
+        assert!(ok, "hold_headers={hold_headers}:\n{output}");
+        assert!(output.contains("azp-bridge configured: 1 client(s)"), "{output}");
+    }
+}
+
+#[test]
+fn validation_catches_a_bad_plugin_configuration() {
+    let template = std::fs::read_to_string(repo_root().join("envoy/azp-bridge.yaml")).unwrap();
+    let config = render(&template, &template_values(false));
+    // The secret's environment variable is not set: the module refuses.
+    let (ok, output) = validate(&config, &[]);
+    assert!(!ok, "{output}");
+    assert!(output.contains("`clients[0].client_secret_env` names environment variable ADMIN_CLIENT_SECRET"), "{output}");
+}

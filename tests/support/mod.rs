@@ -1,0 +1,307 @@
+//! End-to-end test support: the built module, a real Envoy from the project's
+//! virtualenv, a recording upstream and raw HTTP clients. Every process a test
+//! starts is stopped when its handle drops, also when the test fails.
+#![allow(dead_code)]
+
+pub mod h2client;
+pub mod http1;
+pub mod upstream;
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The release module, built once per test binary.
+pub fn wasm_path() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            if let Ok(path) = std::env::var("AZP_BRIDGE_WASM") {
+                return PathBuf::from(path);
+            }
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "--release", "--lib", "--target", "wasm32-wasip1"])
+                .current_dir(repo_root())
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "building the wasm module failed");
+            repo_root().join("target/wasm32-wasip1/release/azp_bridge.wasm")
+        })
+        .clone()
+}
+
+/// The pinned Envoy, installed by `make setup` into `.venv`.
+pub fn envoy_bin() -> PathBuf {
+    let path = std::env::var("ENVOY_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo_root().join(".venv/bin/envoy"));
+    assert!(path.exists(), "{} is missing: run `make setup`", path.display());
+    path
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Fills `${NAME}` placeholders; every placeholder must be given.
+pub fn render(template: &str, values: &HashMap<&str, String>) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find('}').expect("closed placeholder") + start;
+        let name = &rest[start + 2..end];
+        out.push_str(values.get(name).unwrap_or_else(|| panic!("no value for ${{{name}}}")));
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// How to start an Envoy with azp-bridge.
+#[derive(Clone)]
+pub struct EnvoySpec {
+    pub plugin_config: String,
+    pub hold_headers: bool,
+    pub upstream_port: u16,
+    pub host_env_keys: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// Text replacements applied to the rendered config (for variants).
+    pub edits: Vec<(String, String)>,
+    pub template: String,
+}
+
+impl EnvoySpec {
+    pub fn new(plugin_config: &str, upstream_port: u16) -> Self {
+        EnvoySpec {
+            plugin_config: plugin_config.to_owned(),
+            hold_headers: false,
+            upstream_port,
+            host_env_keys: Vec::new(),
+            env: Vec::new(),
+            edits: Vec::new(),
+            template: "envoy/azp-bridge.yaml".to_owned(),
+        }
+    }
+
+    pub fn hold_headers(mut self) -> Self {
+        self.hold_headers = true;
+        self
+    }
+
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn host_env_key(mut self, name: &str) -> Self {
+        self.host_env_keys.push(name.to_owned());
+        self
+    }
+
+    pub fn edit(mut self, from: &str, to: &str) -> Self {
+        self.edits.push((from.to_owned(), to.to_owned()));
+        self
+    }
+
+    fn render(&self, listen_port: u16, admin_port: u16) -> String {
+        let template = std::fs::read_to_string(repo_root().join(&self.template)).unwrap();
+        assert!(!self.plugin_config.contains('\''), "plugin config goes in a single-quoted YAML string");
+        let keys: Vec<String> = self.host_env_keys.iter().map(|k| format!("\"{k}\"")).collect();
+        let values = HashMap::from([
+            ("LISTEN_PORT", listen_port.to_string()),
+            ("ADMIN_PORT", admin_port.to_string()),
+            ("UPSTREAM_PORT", self.upstream_port.to_string()),
+            ("WASM_PATH", wasm_path().display().to_string()),
+            ("PLUGIN_CONFIG", self.plugin_config.clone()),
+            ("HOLD_HEADERS", self.hold_headers.to_string()),
+            ("HOST_ENV_KEYS", format!("[{}]", keys.join(", "))),
+        ]);
+        let mut config = render(&template, &values);
+        for (from, to) in &self.edits {
+            assert!(config.contains(from.as_str()), "edit target {from:?} not in config");
+            config = config.replace(from.as_str(), to);
+        }
+        config
+    }
+
+    fn command(&self, config_path: &Path, log_path: &Path) -> Command {
+        let mut cmd = Command::new(envoy_bin());
+        cmd.arg("-c")
+            .arg(config_path)
+            .args(["--concurrency", "1", "--disable-hot-restart", "-l", "info"])
+            .args(["--component-log-level", "wasm:debug"])
+            .arg("--log-path")
+            .arg(log_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Starts Envoy and waits until it is ready.
+    pub fn start(&self) -> Envoy {
+        let dir = TempDir::new("envoy");
+        let (listen_port, admin_port) = (free_port(), free_port());
+        let config_path = dir.path.join("envoy.yaml");
+        std::fs::write(&config_path, self.render(listen_port, admin_port)).unwrap();
+        let log_path = dir.path.join("envoy.log");
+        let child = self.command(&config_path, &log_path).spawn().expect("envoy starts");
+        let mut envoy = Envoy {
+            child,
+            port: listen_port,
+            admin_port,
+            log_path,
+            _dir: dir,
+        };
+        envoy.wait_ready();
+        envoy
+    }
+
+    /// Runs Envoy expecting it to refuse the configuration; returns its log.
+    pub fn expect_refused(&self) -> String {
+        let dir = TempDir::new("envoy-refused");
+        let config_path = dir.path.join("envoy.yaml");
+        std::fs::write(&config_path, self.render(free_port(), free_port())).unwrap();
+        let log_path = dir.path.join("envoy.log");
+        let mut child = self.command(&config_path, &log_path).spawn().expect("envoy starts");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("envoy did not refuse the configuration within 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(!status.success(), "envoy accepted a configuration it should refuse");
+        std::fs::read_to_string(&log_path).unwrap_or_default()
+    }
+}
+
+pub struct Envoy {
+    child: Child,
+    pub port: u16,
+    pub admin_port: u16,
+    log_path: PathBuf,
+    _dir: TempDir,
+}
+
+impl Envoy {
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("envoy exited ({status}) while starting:\n{}", self.log());
+            }
+            if let Ok(resp) = http1::get(self.admin_port, "/ready") {
+                if resp.status == 200 {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "envoy not ready in 30 s:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// The azp-bridge counters, by name without the `wasmcustom.azp_bridge.` prefix.
+    pub fn counters(&self) -> HashMap<String, u64> {
+        let resp = http1::get(self.admin_port, "/stats?filter=azp_bridge").unwrap();
+        String::from_utf8_lossy(&resp.body)
+            .lines()
+            .filter_map(|line| {
+                let (name, value) = line.split_once(": ")?;
+                let name = name.strip_prefix("wasmcustom.azp_bridge.")?;
+                Some((name.to_owned(), value.trim().parse().ok()?))
+            })
+            .collect()
+    }
+
+    pub fn counter(&self, name: &str) -> u64 {
+        *self.counters().get(name).unwrap_or_else(|| panic!("no counter {name}"))
+    }
+
+    /// The log holds none of these (secrets, tokens) and no sign of a trap.
+    pub fn assert_log_clean(&self, never: &[&str]) {
+        let log = self.log();
+        for secret in never {
+            assert!(!log.contains(secret), "envoy log contains a secret or token ({} chars)", secret.len());
+        }
+        for sign in ["panicked", "Function: proxy_on", "wasm trap", "failed to run", "VM restart", "restarting"] {
+            assert!(!log.contains(sign), "envoy log shows {sign:?}:\n{log}");
+        }
+    }
+
+    /// Waits until the log contains `needle` (log lines are flushed async).
+    pub fn wait_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(Instant::now() < deadline, "log never showed {needle:?}:\n{log}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A directory removed on drop.
+pub struct TempDir {
+    pub path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(prefix: &str) -> Self {
+        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("azp-bridge-{prefix}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir { path }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Reads until `done` says the bytes so far are complete, or EOF / timeout.
+pub fn read_until(stream: &mut TcpStream, buf: &mut Vec<u8>, done: impl Fn(&[u8]) -> Option<usize>) -> Option<usize> {
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        if let Some(n) = done(buf) {
+            return Some(n);
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return done(buf),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
