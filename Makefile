@@ -4,7 +4,7 @@
 CARGO ?= cargo
 WASM  := target/wasm32-wasip1/release/azp_bridge.wasm
 
-.PHONY: all setup build lint unit test demo clean
+.PHONY: all setup build lint unit test demo demo-stop compose-config clean
 
 all: build
 
@@ -29,6 +29,20 @@ unit:
 ## Everything: lints, unit tests, Envoy configs, end-to-end tests.
 test: lint build
 	$(CARGO) test
+
+## The article's story, end to end (KEEP=1 leaves the stack running).
+demo: setup
+	@scripts/demo.sh
+
+demo-stop:
+	@scripts/demo.sh stop
+
+## Regenerates the Envoy config docker-compose.yml mounts (a test checks it is current).
+compose-config:
+	@LISTEN_ADDRESS=0.0.0.0 ADMIN_ADDRESS=0.0.0.0 UPSTREAM_HOST=keycloak UPSTREAM_PORT=8080 \
+	  WASM_PATH=/etc/envoy/azp_bridge.wasm scripts/render-envoy.sh \
+	  | sed '1i # GENERATED for docker-compose.yml from envoy/azp-bridge.yaml by `make compose-config`; do not edit.' \
+	  > envoy/docker-compose.envoy.yaml
 
 clean:
 	$(CARGO) clean

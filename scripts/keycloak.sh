@@ -7,9 +7,11 @@
 #                                 when the server is fully usable
 #   scripts/keycloak.sh stop      stop the server started by `start` (idempotent)
 #   scripts/keycloak.sh status    exit 0 when the pidfile's process is alive
+#   scripts/keycloak.sh configure the admin-API set-up alone, for a Keycloak started
+#                                 elsewhere (docker compose) on KEYCLOAK_PORT
 #
 # Environment (all optional):
-#   KEYCLOAK_VERSION          distribution version                      (26.5.5)
+#   KEYCLOAK_VERSION          distribution version                      (26.7.3)
 #   KEYCLOAK_CACHE_DIR        where the zip / unzipped dist live        (<repo>/.cache)
 #   KEYCLOAK_PORT             HTTP port on 127.0.0.1                    (18080)
 #   KEYCLOAK_MGMT_PORT        management (health) port on 127.0.0.1     (19000)
@@ -22,14 +24,14 @@
 #   KEYCLOAK_STOP_TIMEOUT     seconds between TERM and KILL             (30)
 #   KEYCLOAK_REALM_FILE       realm to import                           (<repo>/keycloak/demo-realm.json)
 #   KC_BOOTSTRAP_ADMIN_USERNAME / KC_BOOTSTRAP_ADMIN_PASSWORD  master admin (admin / admin)
-#   JAVA_HOME                 JDK used by kc.sh (else `java` on PATH; 17+ for 26.5)
+#   JAVA_HOME                 JDK used by kc.sh (else `java` on PATH; 17+ for 26.5 and 26.7)
 #
 # DEV/TEST ONLY: fixed demo credentials, in-memory database, plain HTTP on loopback.
 set -euo pipefail
 
 ROOT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-KEYCLOAK_VERSION="${KEYCLOAK_VERSION:-26.5.5}"
+KEYCLOAK_VERSION="${KEYCLOAK_VERSION:-26.7.3}"
 KEYCLOAK_CACHE_DIR="${KEYCLOAK_CACHE_DIR:-${ROOT_DIR}/.cache}"
 KEYCLOAK_HOME="${KEYCLOAK_CACHE_DIR}/keycloak-${KEYCLOAK_VERSION}"
 KEYCLOAK_ZIP="${KEYCLOAK_CACHE_DIR}/keycloak-quarkus-dist-${KEYCLOAK_VERSION}.zip"
@@ -71,7 +73,7 @@ cmd_install() {
   if [[ ! -s "${KEYCLOAK_ZIP}" ]]; then
     need mvn
     log "downloading org.keycloak:keycloak-quarkus-dist:${KEYCLOAK_VERSION}:zip (Maven)"
-    mvn -q dependency:copy \
+    mvn -B -q dependency:copy \
       "-Dartifact=org.keycloak:keycloak-quarkus-dist:${KEYCLOAK_VERSION}:zip" \
       "-DoutputDirectory=${KEYCLOAK_CACHE_DIR}"
     [[ -s "${KEYCLOAK_ZIP}" ]] || die "download did not produce ${KEYCLOAK_ZIP}"
@@ -296,6 +298,13 @@ cmd_stop() {
   rm -f "${KEYCLOAK_PIDFILE}"
 }
 
+# Admin-API set-up of an already running Keycloak (e.g. the docker-compose one).
+cmd_configure() {
+  need curl jq
+  ADMIN_TOKEN="$(admin_token)" || die "no admin token from ${LOCAL_URL} (is Keycloak up, admin ${KC_BOOTSTRAP_ADMIN_USERNAME}?)"
+  setup_impersonation || die "impersonation set-up failed"
+}
+
 cmd_status() {
   local pid
   if pid="$(read_pid)" && alive "${pid}"; then
@@ -311,8 +320,9 @@ case "${1:-}" in
   start) cmd_start ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
+  configure) cmd_configure ;;
   *)
-    echo "usage: $0 {install|start|stop|status}" >&2
+    echo "usage: $0 {install|start|stop|status|configure}" >&2
     exit 2
     ;;
 esac

@@ -25,8 +25,11 @@ fn validate(config: &str, env: &[(&str, &str)]) -> (bool, String) {
 
 fn template_values(hold_headers: bool) -> HashMap<&'static str, String> {
     HashMap::from([
+        ("LISTEN_ADDRESS", "127.0.0.1".to_owned()),
         ("LISTEN_PORT", "10000".to_owned()),
+        ("ADMIN_ADDRESS", "127.0.0.1".to_owned()),
         ("ADMIN_PORT", "9901".to_owned()),
+        ("UPSTREAM_HOST", "127.0.0.1".to_owned()),
         ("UPSTREAM_PORT", "8080".to_owned()),
         ("WASM_PATH", wasm_path().display().to_string()),
         ("PLUGIN_CONFIG", PLUGIN_CONFIG.to_owned()),
@@ -53,5 +56,8 @@ fn validation_catches_a_bad_plugin_configuration() {
     // The secret's environment variable is not set: the module refuses.
     let (ok, output) = validate(&config, &[]);
     assert!(!ok, "{output}");
-    assert!(output.contains("`clients[0].client_secret_env` names environment variable ADMIN_CLIENT_SECRET"), "{output}");
+    assert!(
+        output.contains("`clients[0].client_secret_env` names environment variable ADMIN_CLIENT_SECRET"),
+        "{output}"
+    );
 }

@@ -33,7 +33,10 @@ fn refresh_token(azp: &str) -> String {
 }
 
 fn refresh_body(caller: &str, azp: &str) -> String {
-    format!("grant_type=refresh_token&client_id={caller}&refresh_token={}&scope=openid", refresh_token(azp))
+    format!(
+        "grant_type=refresh_token&client_id={caller}&refresh_token={}&scope=openid",
+        refresh_token(azp)
+    )
 }
 
 fn rewritten_body(azp: &str) -> String {
@@ -82,7 +85,10 @@ fn stack(hold_headers: bool) -> Stack {
 fn default_mode_rewrites_credentials_in_the_body_only() {
     let s = stack(false);
     let body = refresh_body("mobile", "admin");
-    let resp = http1::exchange(s.envoy.port, &form_post(TOKEN_PATH, &[("x-trace", "abc")], body.as_bytes()));
+    let resp = http1::exchange(
+        s.envoy.port,
+        &form_post(TOKEN_PATH, &[("x-trace", "abc")], body.as_bytes()),
+    );
     assert_eq!(resp.status, 200);
     assert_eq!(resp.body_str(), UPSTREAM_BODY);
 
@@ -94,9 +100,13 @@ fn default_mode_rewrites_credentials_in_the_body_only() {
     assert!(forwarded.chunked);
     assert_eq!(forwarded.header("x-trace"), Some("abc"));
     assert_eq!(forwarded.header("host"), Some("keycloak.test"));
-    assert_eq!(forwarded.header("content-type"), Some("application/x-www-form-urlencoded"));
+    assert_eq!(
+        forwarded.header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
     assert_eq!(s.envoy.counter("rewritten"), 1);
-    s.envoy.wait_log("endpoint=token realm=demo caller=mobile azp=admin outcome=rewritten");
+    s.envoy
+        .wait_log("endpoint=token realm=demo caller=mobile azp=admin outcome=rewritten");
     assert_clean(&s.envoy);
 }
 
@@ -104,8 +114,14 @@ fn default_mode_rewrites_credentials_in_the_body_only() {
 fn default_mode_keeps_a_leftover_basic_header_and_posts_the_target() {
     let s = stack(false);
     let auth = format!("Basic {}", STANDARD.encode("mobile:mobile-pass"));
-    let body = format!("grant_type=refresh_token&refresh_token={}&scope=openid", refresh_token("admin"));
-    let resp = http1::exchange(s.envoy.port, &form_post(TOKEN_PATH, &[("authorization", &auth)], body.as_bytes()));
+    let body = format!(
+        "grant_type=refresh_token&refresh_token={}&scope=openid",
+        refresh_token("admin")
+    );
+    let resp = http1::exchange(
+        s.envoy.port,
+        &form_post(TOKEN_PATH, &[("authorization", &auth)], body.as_bytes()),
+    );
     assert_eq!(resp.status, 200);
     let forwarded = s.upstream.single();
     assert_eq!(forwarded.body_str(), rewritten_body("admin"));
@@ -141,7 +157,8 @@ fn passes_token_requests_it_does_not_rewrite_byte_for_byte() {
     assert_eq!(counters["passed.not_refresh_grant"], 1);
     assert_eq!(counters["passed.duplicate_parameter"], 1);
     assert_eq!(counters["passed.not_decodable"], 1);
-    s.envoy.wait_log("outcome=passed:not_decodable (token is not a compact JWS)");
+    s.envoy
+        .wait_log("outcome=passed:not_decodable (token is not a compact JWS)");
     assert_clean(&s.envoy);
 }
 
@@ -202,12 +219,19 @@ fn keep_alive_connection_carries_a_longer_rewrite_then_another_request() {
         assert_eq!(conn.request(&form_post(TOKEN_PATH, &[], first.as_bytes())).status, 200);
         assert_eq!(conn.request(&form_post(TOKEN_PATH, &[], second.as_bytes())).status, 200);
         let forwarded = s.upstream.wait_for(2);
-        assert_eq!(forwarded[0].body_str(), rewritten_body("admin"), "hold_headers={hold_headers}");
+        assert_eq!(
+            forwarded[0].body_str(),
+            rewritten_body("admin"),
+            "hold_headers={hold_headers}"
+        );
         assert_eq!(forwarded[1].body_str(), second, "hold_headers={hold_headers}");
         if hold_headers {
             let expected_length = rewritten_body("admin").len().to_string();
             assert_eq!(forwarded[0].header("content-length"), Some(expected_length.as_str()));
-            assert_eq!(forwarded[1].header("content-length"), Some(second.len().to_string().as_str()));
+            assert_eq!(
+                forwarded[1].header("content-length"),
+                Some(second.len().to_string().as_str())
+            );
         }
     }
 }
@@ -258,13 +282,22 @@ fn http2_with_and_without_trailers() {
 fn hold_mode_sets_exact_length_and_drops_the_callers_basic_header() {
     let s = stack(true);
     let auth = format!("Basic {}", STANDARD.encode("mobile:mobile-pass"));
-    let body = format!("grant_type=refresh_token&refresh_token={}&scope=openid", refresh_token("admin"));
-    let resp = http1::exchange(s.envoy.port, &form_post(TOKEN_PATH, &[("authorization", &auth)], body.as_bytes()));
+    let body = format!(
+        "grant_type=refresh_token&refresh_token={}&scope=openid",
+        refresh_token("admin")
+    );
+    let resp = http1::exchange(
+        s.envoy.port,
+        &form_post(TOKEN_PATH, &[("authorization", &auth)], body.as_bytes()),
+    );
     assert_eq!(resp.status, 200);
     let forwarded = s.upstream.single();
     let expected = rewritten_body("admin");
     assert_eq!(forwarded.body_str(), expected);
-    assert_eq!(forwarded.header("content-length"), Some(expected.len().to_string().as_str()));
+    assert_eq!(
+        forwarded.header("content-length"),
+        Some(expected.len().to_string().as_str())
+    );
     assert!(!forwarded.chunked);
     assert_eq!(forwarded.header("authorization"), None);
     assert_clean(&s.envoy);
@@ -280,7 +313,10 @@ fn hold_mode_sends_a_basic_target_as_client_secret_basic() {
     let forwarded = s.upstream.single();
     let expected = format!("grant_type=refresh_token&refresh_token={token}");
     assert_eq!(forwarded.body_str(), expected);
-    assert_eq!(forwarded.header("content-length"), Some(expected.len().to_string().as_str()));
+    assert_eq!(
+        forwarded.header("content-length"),
+        Some(expected.len().to_string().as_str())
+    );
     let expected_auth = format!("Basic {}", STANDARD.encode("basic-admin:basic%3Asecret"));
     assert_eq!(forwarded.header_all("authorization"), vec![expected_auth.as_str()]);
     assert_clean(&s.envoy);
@@ -291,11 +327,17 @@ fn hold_mode_passes_untouched_requests_with_their_headers() {
     let s = stack(true);
     let auth = format!("Basic {}", STANDARD.encode("mobile:mobile-pass"));
     let body = refresh_body("mobile", "mobile");
-    let resp = http1::exchange(s.envoy.port, &form_post(TOKEN_PATH, &[("authorization", &auth)], body.as_bytes()));
+    let resp = http1::exchange(
+        s.envoy.port,
+        &form_post(TOKEN_PATH, &[("authorization", &auth)], body.as_bytes()),
+    );
     assert_eq!(resp.status, 200);
     let forwarded = s.upstream.single();
     assert_eq!(forwarded.body_str(), body);
-    assert_eq!(forwarded.header("content-length"), Some(body.len().to_string().as_str()));
+    assert_eq!(
+        forwarded.header("content-length"),
+        Some(body.len().to_string().as_str())
+    );
     assert_eq!(forwarded.header("authorization"), Some(auth.as_str()));
 }
 
@@ -355,10 +397,22 @@ fn request_without_body_passes() {
 fn invalid_configuration_stops_envoy_and_names_the_field() {
     let upstream_port = support::free_port();
     let cases = [
-        (r#"{"clients":[{"client_id":"admin","client_secret":"leaky-secret"}]}"#, "`clients[0].allowed_callers` is missing"),
-        (r#"{"clients":[{"client_id":"admin","client_secret":"leaky-secret","allowed_callers":["m"],"colour":"red"}]}"#, "`clients[0].colour` is not a known field"),
-        (r#"{"clients":[{"client_id":"admin","client_secret":"leaky-secret","allowed_callers":["m"],"auth_method":"client_secret_basic"}]}"#, "`clients[0].auth_method` client_secret_basic needs"),
-        (r#"{"clients":[{"client_id":"admin","client_secret_env":"AZP_TEST_UNSET","allowed_callers":["m"]}]}"#, "AZP_TEST_UNSET, which is not set"),
+        (
+            r#"{"clients":[{"client_id":"admin","client_secret":"leaky-secret"}]}"#,
+            "`clients[0].allowed_callers` is missing",
+        ),
+        (
+            r#"{"clients":[{"client_id":"admin","client_secret":"leaky-secret","allowed_callers":["m"],"colour":"red"}]}"#,
+            "`clients[0].colour` is not a known field",
+        ),
+        (
+            r#"{"clients":[{"client_id":"admin","client_secret":"leaky-secret","allowed_callers":["m"],"auth_method":"client_secret_basic"}]}"#,
+            "`clients[0].auth_method` client_secret_basic needs",
+        ),
+        (
+            r#"{"clients":[{"client_id":"admin","client_secret_env":"AZP_TEST_UNSET","allowed_callers":["m"]}]}"#,
+            "AZP_TEST_UNSET, which is not set",
+        ),
         (r#"{"clients": leaky-secret}"#, "`(root)` is not valid JSON"),
     ];
     for (config, expected) in cases {
@@ -377,7 +431,10 @@ fn secret_from_the_environment() {
         .env("AZP_TEST_ADMIN_SECRET", "from env!")
         .start();
     let body = refresh_body("mobile", "admin");
-    assert_eq!(http1::exchange(envoy.port, &form_post(TOKEN_PATH, &[], body.as_bytes())).status, 200);
+    assert_eq!(
+        http1::exchange(envoy.port, &form_post(TOKEN_PATH, &[], body.as_bytes())).status,
+        200
+    );
     let expected = format!(
         "grant_type=refresh_token&refresh_token={}&scope=openid&client_id=admin&client_secret=from+env%21",
         refresh_token("admin")
@@ -386,7 +443,9 @@ fn secret_from_the_environment() {
     envoy.assert_log_clean(&["from env!", "from+env%21"]);
 
     // Set in Envoy's environment but not exposed to the VM: refused.
-    let log = EnvoySpec::new(config, upstream.port).env("AZP_TEST_ADMIN_SECRET", "from env!").expect_refused();
+    let log = EnvoySpec::new(config, upstream.port)
+        .env("AZP_TEST_ADMIN_SECRET", "from env!")
+        .expect_refused();
     assert!(log.contains("AZP_TEST_ADMIN_SECRET, which is not set"), "{log}");
 }
 
@@ -420,7 +479,10 @@ fn works_under_the_default_root_id_and_twice_in_one_envoy() {
         .start();
     for azp in ["admin", "other-admin"] {
         let body = refresh_body("mobile", azp);
-        assert_eq!(http1::exchange(envoy.port, &form_post(TOKEN_PATH, &[], body.as_bytes())).status, 200);
+        assert_eq!(
+            http1::exchange(envoy.port, &form_post(TOKEN_PATH, &[], body.as_bytes())).status,
+            200
+        );
     }
     let forwarded = upstream.wait_for(2);
     assert_eq!(forwarded[0].body_str(), rewritten_body("admin"));
@@ -443,9 +505,28 @@ fn thousands_of_garbage_bodies_leave_the_filter_working() {
             let len = (seed % 700) as usize;
             let mut body: Vec<u8> = (0..len).map(|j| (seed.rotate_left(j as u32 % 31) >> 3) as u8).collect();
             match i % 6 {
-                0 => body.splice(0..0, b"grant_type=refresh_token&client_id=mobile&refresh_token=".iter().copied()).for_each(drop),
-                1 => body.splice(0..0, format!("token=a.{}.c&client_id=mobile", URL_SAFE_NO_PAD.encode(&body)).into_bytes()).for_each(drop),
-                2 => body = format!("grant_type=refresh_token&client_id=%{}&refresh_token={}", i % 10, refresh_token("admin")).into_bytes(),
+                0 => body
+                    .splice(
+                        0..0,
+                        b"grant_type=refresh_token&client_id=mobile&refresh_token="
+                            .iter()
+                            .copied(),
+                    )
+                    .for_each(drop),
+                1 => body
+                    .splice(
+                        0..0,
+                        format!("token=a.{}.c&client_id=mobile", URL_SAFE_NO_PAD.encode(&body)).into_bytes(),
+                    )
+                    .for_each(drop),
+                2 => {
+                    body = format!(
+                        "grant_type=refresh_token&client_id=%{}&refresh_token={}",
+                        i % 10,
+                        refresh_token("admin")
+                    )
+                    .into_bytes()
+                }
                 3 => body.extend_from_slice(b"%%%&&==&=%zz"),
                 _ => {}
             }
@@ -453,7 +534,11 @@ fn thousands_of_garbage_bodies_leave_the_filter_working() {
         })
         .collect();
     for (i, body) in garbage.iter().enumerate() {
-        let path = if i % 6 == 1 { "/realms/demo/protocol/openid-connect/revoke" } else { TOKEN_PATH };
+        let path = if i % 6 == 1 {
+            "/realms/demo/protocol/openid-connect/revoke"
+        } else {
+            TOKEN_PATH
+        };
         let resp = conn.request(&form_post(path, &[], body));
         assert_eq!(resp.status, 200, "garbage body {i}");
     }

@@ -10,8 +10,17 @@ pub struct H2Response {
 }
 
 /// POSTs `pieces` as separate DATA frames, then trailers if given.
-pub fn post(port: u16, path: &str, headers: &[(&str, &str)], pieces: &[&[u8]], trailers: Option<(&str, &str)>) -> H2Response {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+pub fn post(
+    port: u16,
+    path: &str,
+    headers: &[(&str, &str)],
+    pieces: &[&[u8]],
+    trailers: Option<(&str, &str)>,
+) -> H2Response {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         tokio::time::timeout(Duration::from_secs(15), exchange(port, path, headers, pieces, trailers))
             .await
@@ -47,7 +56,10 @@ async fn exchange(
     match trailers {
         Some((name, value)) => {
             let mut map = http::HeaderMap::new();
-            map.insert(http::HeaderName::from_bytes(name.as_bytes()).unwrap(), value.parse().unwrap());
+            map.insert(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
             stream.send_trailers(map).unwrap();
         }
         None => stream.send_data(Bytes::new(), true).unwrap(),

@@ -5,6 +5,7 @@
 
 pub mod h2client;
 pub mod http1;
+pub mod keycloak;
 pub mod upstream;
 
 use std::collections::HashMap;
@@ -114,11 +115,17 @@ impl EnvoySpec {
 
     fn render(&self, listen_port: u16, admin_port: u16) -> String {
         let template = std::fs::read_to_string(repo_root().join(&self.template)).unwrap();
-        assert!(!self.plugin_config.contains('\''), "plugin config goes in a single-quoted YAML string");
+        assert!(
+            !self.plugin_config.contains('\''),
+            "plugin config goes in a single-quoted YAML string"
+        );
         let keys: Vec<String> = self.host_env_keys.iter().map(|k| format!("\"{k}\"")).collect();
         let values = HashMap::from([
+            ("LISTEN_ADDRESS", "127.0.0.1".to_owned()),
             ("LISTEN_PORT", listen_port.to_string()),
+            ("ADMIN_ADDRESS", "127.0.0.1".to_owned()),
             ("ADMIN_PORT", admin_port.to_string()),
+            ("UPSTREAM_HOST", "127.0.0.1".to_owned()),
             ("UPSTREAM_PORT", self.upstream_port.to_string()),
             ("WASM_PATH", wasm_path().display().to_string()),
             ("PLUGIN_CONFIG", self.plugin_config.clone()),
@@ -243,9 +250,20 @@ impl Envoy {
     pub fn assert_log_clean(&self, never: &[&str]) {
         let log = self.log();
         for secret in never {
-            assert!(!log.contains(secret), "envoy log contains a secret or token ({} chars)", secret.len());
+            assert!(
+                !log.contains(secret),
+                "envoy log contains a secret or token ({} chars)",
+                secret.len()
+            );
         }
-        for sign in ["panicked", "Function: proxy_on", "wasm trap", "failed to run", "VM restart", "restarting"] {
+        for sign in [
+            "panicked",
+            "Function: proxy_on",
+            "wasm trap",
+            "failed to run",
+            "VM restart",
+            "restarting",
+        ] {
             assert!(!log.contains(sign), "envoy log shows {sign:?}:\n{log}");
         }
     }

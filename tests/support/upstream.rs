@@ -81,7 +81,9 @@ fn serve(mut stream: TcpStream, log: &Log) {
         let Some(used) = read_until(&mut stream, &mut buf, |b| http1::parse(b, false).map(|(_, n)| n)) else {
             return;
         };
-        let Some((message, _)) = http1::parse(&buf, false) else { return };
+        let Some((message, _)) = http1::parse(&buf, false) else {
+            return;
+        };
         buf.drain(..used);
         log.requests.lock().unwrap().push(message);
         log.arrived.notify_all();

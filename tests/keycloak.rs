@@ -1,0 +1,561 @@
+//! azp-bridge between a client and a real Keycloak: the article's failure
+//! reproduced directly, and fixed through Envoy. Keycloak's own answers are
+//! the judge. One Keycloak serves every scenario; scenarios run in order and
+//! a failed one does not stop the others.
+
+mod support;
+
+use azp_bridge::form;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use serde_json::{json, Value};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Mutex;
+use support::http1::{self, form_post};
+use support::keycloak::*;
+use support::{h2client, Envoy, EnvoySpec};
+
+const MISMATCH: &str = "Invalid refresh token. Token client and authorized client don't match";
+
+struct Ctx {
+    keycloak: Keycloak,
+    /// Default mode: body credentials, secret from the environment.
+    envoy: Envoy,
+    /// hold_headers mode, with a client_secret_basic target.
+    envoy_hold: Envoy,
+    /// Every token seen, to check that no log line carries one.
+    tokens: Mutex<Vec<String>>,
+}
+
+type Scenario = (&'static str, fn(&Ctx));
+
+fn main() {
+    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let scenarios: Vec<Scenario> = vec![
+        (
+            "problem_exists_directly_at_keycloak",
+            problem_exists_directly_at_keycloak,
+        ),
+        (
+            "refresh_through_envoy_rewrites_and_keycloak_accepts",
+            refresh_through_envoy,
+        ),
+        ("refresh_rounds_with_rotation_on", refresh_rounds_with_rotation_on),
+        (
+            "impersonated_tokens_refresh_through_envoy",
+            impersonated_tokens_refresh_through_envoy,
+        ),
+        (
+            "own_tokens_and_other_grants_pass_through",
+            own_tokens_and_other_grants_pass_through,
+        ),
+        ("other_public_client_still_refused", other_public_client_still_refused),
+        (
+            "forged_token_gets_keycloaks_refusal",
+            forged_token_gets_keycloaks_refusal,
+        ),
+        ("revoke_through_envoy", revoke_through_envoy),
+        ("logout_through_envoy", logout_through_envoy),
+        (
+            "hold_mode_with_basic_caller_and_basic_target",
+            hold_mode_with_basic_caller_and_basic_target,
+        ),
+        ("http2_client_through_envoy", http2_client_through_envoy),
+        ("logs_carry_no_secret_or_token", logs_carry_no_secret_or_token),
+    ];
+    let selected: Vec<_> = scenarios
+        .into_iter()
+        .filter(|(name, _)| filter.as_deref().is_none_or(|f| name.contains(f)))
+        .collect();
+    println!("\nrunning {} Keycloak scenarios", selected.len());
+
+    let ctx = start();
+    let mut failed = Vec::new();
+    for (name, scenario) in &selected {
+        let outcome = catch_unwind(AssertUnwindSafe(|| scenario(&ctx)));
+        println!("test {name} ... {}", if outcome.is_ok() { "ok" } else { "FAILED" });
+        if outcome.is_err() {
+            failed.push(*name);
+        }
+    }
+    if !failed.is_empty() {
+        println!("---- Keycloak log tail ----\n{}", tail(&ctx.keycloak.log(), 40));
+    }
+    drop(ctx);
+    let passed = selected.len() - failed.len();
+    println!("\nkeycloak: {passed} passed, {} failed", failed.len());
+    if !failed.is_empty() {
+        println!("failed: {}", failed.join(", "));
+        std::process::exit(1);
+    }
+}
+
+fn start() -> Ctx {
+    let keycloak = Keycloak::start();
+    let plugin = format!(
+        r#"{{"clients":[{{"client_id":"{ADMIN_CLIENT}","client_secret_env":"ADMIN_CLIENT_SECRET","allowed_callers":["{MOBILE_CLIENT}"],"realms":["{REALM}"]}}]}}"#
+    );
+    let envoy = EnvoySpec::new(&plugin, keycloak.port)
+        .host_env_key("ADMIN_CLIENT_SECRET")
+        .env("ADMIN_CLIENT_SECRET", ADMIN_CLIENT_SECRET)
+        .start();
+    let plugin_hold = format!(
+        r#"{{"clients":[{{"client_id":"{ADMIN_CLIENT}","client_secret":"{ADMIN_CLIENT_SECRET}","allowed_callers":["{MOBILE_CLIENT}"]}},{{"client_id":"{BASIC_ONLY_CLIENT}","client_secret":"{BASIC_ONLY_SECRET}","auth_method":"client_secret_basic","allowed_callers":["{MOBILE_CLIENT}"]}}],"hold_headers":true}}"#
+    );
+    let envoy_hold = EnvoySpec::new(&plugin_hold, keycloak.port).hold_headers().start();
+    Ctx {
+        keycloak,
+        envoy,
+        envoy_hold,
+        tokens: Mutex::new(Vec::new()),
+    }
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+// --- talking to Keycloak ---
+
+struct Answer {
+    status: u16,
+    json: Value,
+    raw: String,
+}
+
+fn encode(pairs: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push(b'&');
+        }
+        form::encode_into(k.as_bytes(), &mut out);
+        out.push(b'=');
+        form::encode_into(v.as_bytes(), &mut out);
+    }
+    out
+}
+
+fn basic(id: &str, secret: &str) -> String {
+    let mut plain = Vec::new();
+    form::encode_into(id.as_bytes(), &mut plain);
+    plain.push(b':');
+    form::encode_into(secret.as_bytes(), &mut plain);
+    format!("Basic {}", STANDARD.encode(plain))
+}
+
+fn post(ctx: &Ctx, port: u16, endpoint: &str, headers: &[(&str, &str)], pairs: &[(&str, &str)]) -> Answer {
+    let path = format!("/realms/{REALM}/protocol/openid-connect/{endpoint}");
+    let resp = http1::exchange(port, &form_post(&path, headers, &encode(pairs)));
+    let raw = resp.body_str();
+    let json = serde_json::from_str(&raw).unwrap_or(Value::Null);
+    for key in ["access_token", "refresh_token"] {
+        if let Some(token) = json[key].as_str() {
+            ctx.tokens.lock().unwrap().push(token.to_owned());
+        }
+    }
+    assert!(
+        !raw.contains(ADMIN_CLIENT_SECRET) && !raw.contains(BASIC_ONLY_SECRET),
+        "a response carries a secret"
+    );
+    Answer {
+        status: resp.status,
+        json,
+        raw,
+    }
+}
+
+fn direct(ctx: &Ctx, endpoint: &str, pairs: &[(&str, &str)]) -> Answer {
+    post(ctx, ctx.keycloak.port, endpoint, &[], pairs)
+}
+
+fn via_envoy(ctx: &Ctx, endpoint: &str, pairs: &[(&str, &str)]) -> Answer {
+    post(ctx, ctx.envoy.port, endpoint, &[], pairs)
+}
+
+fn claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).expect("a JWS");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+fn expect_tokens(answer: &Answer, azp: &str) -> String {
+    assert_eq!(answer.status, 200, "{}", answer.raw);
+    let access = answer.json["access_token"].as_str().expect("access_token");
+    let refresh = answer.json["refresh_token"].as_str().expect("refresh_token");
+    assert_eq!(claims(access)["azp"], azp);
+    assert_eq!(claims(refresh)["azp"], azp);
+    refresh.to_owned()
+}
+
+fn expect_error(answer: &Answer, status: u16, error: &str, description: &str) {
+    assert_eq!(
+        (answer.status, &answer.json),
+        (status, &json!({"error": error, "error_description": description})),
+        "{}",
+        answer.raw
+    );
+}
+
+/// A refresh token issued to spring-boot-admin-client by the password grant.
+fn admin_refresh_token(ctx: &Ctx, user: &str) -> String {
+    let password = format!("{user}-password");
+    let answer = direct(
+        ctx,
+        "token",
+        &[
+            ("grant_type", "password"),
+            ("client_id", ADMIN_CLIENT),
+            ("client_secret", ADMIN_CLIENT_SECRET),
+            ("username", user),
+            ("password", &password),
+        ],
+    );
+    expect_tokens(&answer, ADMIN_CLIENT)
+}
+
+fn refresh_as(ctx: &Ctx, port: u16, caller: &str, refresh_token: &str) -> Answer {
+    post(
+        ctx,
+        port,
+        "token",
+        &[],
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", caller),
+            ("refresh_token", refresh_token),
+        ],
+    )
+}
+
+fn admin_api(ctx: &Ctx, method: &str, path: &str, body: &Value) -> u16 {
+    let admin = http1::exchange(
+        ctx.keycloak.port,
+        &form_post(
+            "/realms/master/protocol/openid-connect/token",
+            &[],
+            &encode(&[
+                ("grant_type", "password"),
+                ("client_id", "admin-cli"),
+                ("username", "admin"),
+                ("password", "admin"),
+            ]),
+        ),
+    );
+    let admin: Value = serde_json::from_slice(&admin.body).unwrap();
+    let bearer = admin["access_token"].as_str().expect("admin token");
+    let body = body.to_string();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {bearer}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    http1::exchange(ctx.keycloak.port, request.as_bytes()).status
+}
+
+// --- the scenarios ---
+
+fn problem_exists_directly_at_keycloak(ctx: &Ctx) {
+    let refresh_token = admin_refresh_token(ctx, "alice");
+    let answer = refresh_as(ctx, ctx.keycloak.port, MOBILE_CLIENT, &refresh_token);
+    expect_error(&answer, 400, "invalid_grant", MISMATCH);
+}
+
+fn refresh_through_envoy(ctx: &Ctx) {
+    let before = ctx.envoy.counter("rewritten");
+    let mut refresh_token = admin_refresh_token(ctx, "alice");
+    for _round in 0..3 {
+        let answer = refresh_as(ctx, ctx.envoy.port, MOBILE_CLIENT, &refresh_token);
+        refresh_token = expect_tokens(&answer, ADMIN_CLIENT);
+        assert_eq!(
+            claims(answer.json["access_token"].as_str().unwrap())["preferred_username"],
+            "alice"
+        );
+    }
+    assert_eq!(ctx.envoy.counter("rewritten"), before + 3);
+}
+
+fn refresh_rounds_with_rotation_on(ctx: &Ctx) {
+    struct RotationOff<'a>(&'a Ctx);
+    impl Drop for RotationOff<'_> {
+        fn drop(&mut self) {
+            admin_api(
+                self.0,
+                "PUT",
+                "/admin/realms/demo",
+                &json!({"revokeRefreshToken": false}),
+            );
+        }
+    }
+    assert_eq!(
+        admin_api(
+            ctx,
+            "PUT",
+            "/admin/realms/demo",
+            &json!({"revokeRefreshToken": true, "refreshTokenMaxReuse": 0})
+        ),
+        204
+    );
+    let _restore = RotationOff(ctx);
+    let first = admin_refresh_token(ctx, "bob");
+    let mut used = vec![first];
+    for _round in 0..3 {
+        // Keycloak's token times are in seconds: a new second makes older tokens stale.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let current = used.last().unwrap().clone();
+        let answer = refresh_as(ctx, ctx.envoy.port, MOBILE_CLIENT, &current);
+        let next = expect_tokens(&answer, ADMIN_CLIENT);
+        assert_ne!(next, current, "rotation issues a new refresh token");
+        used.push(next);
+    }
+    // A rotated-away token is refused by Keycloak itself, after the rewrite
+    // (which also ends that client session: reuse detection).
+    let stale = refresh_as(ctx, ctx.envoy.port, MOBILE_CLIENT, &used[1]);
+    expect_error(&stale, 400, "invalid_grant", "Stale token");
+}
+
+fn impersonated_tokens_refresh_through_envoy(ctx: &Ctx) {
+    // The article's "naked impersonation": token exchange V1 with requested_subject.
+    let exchange = direct(
+        ctx,
+        "token",
+        &[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
+            ("client_id", ADMIN_CLIENT),
+            ("client_secret", ADMIN_CLIENT_SECRET),
+            ("requested_subject", "alice"),
+        ],
+    );
+    let refresh_token = expect_tokens(&exchange, ADMIN_CLIENT);
+    let direct_refresh = refresh_as(ctx, ctx.keycloak.port, MOBILE_CLIENT, &refresh_token);
+    expect_error(&direct_refresh, 400, "invalid_grant", MISMATCH);
+    let answer = refresh_as(ctx, ctx.envoy.port, MOBILE_CLIENT, &refresh_token);
+    expect_tokens(&answer, ADMIN_CLIENT);
+    assert_eq!(
+        claims(answer.json["access_token"].as_str().unwrap())["preferred_username"],
+        "alice"
+    );
+}
+
+fn own_tokens_and_other_grants_pass_through(ctx: &Ctx) {
+    let counters = ctx.envoy.counters();
+    let mobile = via_envoy(
+        ctx,
+        "token",
+        &[
+            ("grant_type", "password"),
+            ("client_id", MOBILE_CLIENT),
+            ("username", "bob"),
+            ("password", "bob-password"),
+        ],
+    );
+    let refresh_token = expect_tokens(&mobile, MOBILE_CLIENT);
+    let refreshed = refresh_as(ctx, ctx.envoy.port, MOBILE_CLIENT, &refresh_token);
+    expect_tokens(&refreshed, MOBILE_CLIENT);
+    let password = via_envoy(
+        ctx,
+        "token",
+        &[
+            ("grant_type", "password"),
+            ("client_id", ADMIN_CLIENT),
+            ("client_secret", ADMIN_CLIENT_SECRET),
+            ("username", "alice"),
+            ("password", "alice-password"),
+        ],
+    );
+    expect_tokens(&password, ADMIN_CLIENT);
+    let service = via_envoy(
+        ctx,
+        "token",
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", ADMIN_CLIENT),
+            ("client_secret", ADMIN_CLIENT_SECRET),
+        ],
+    );
+    assert_eq!(service.status, 200, "{}", service.raw);
+    assert_eq!(
+        claims(service.json["access_token"].as_str().unwrap())["azp"],
+        ADMIN_CLIENT
+    );
+    let wrong_secret = via_envoy(
+        ctx,
+        "token",
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", ADMIN_CLIENT),
+            ("client_secret", "wrong"),
+        ],
+    );
+    expect_error(
+        &wrong_secret,
+        401,
+        "unauthorized_client",
+        "Invalid client or Invalid client credentials",
+    );
+    let after = ctx.envoy.counters();
+    assert_eq!(after["passed.same_client"], counters["passed.same_client"] + 1);
+    assert_eq!(
+        after["passed.not_refresh_grant"],
+        counters["passed.not_refresh_grant"] + 4
+    );
+    assert_eq!(after["rewritten"], counters["rewritten"]);
+}
+
+fn other_public_client_still_refused(ctx: &Ctx) {
+    let refresh_token = admin_refresh_token(ctx, "alice");
+    let answer = refresh_as(ctx, ctx.envoy.port, OTHER_PUBLIC_CLIENT, &refresh_token);
+    expect_error(&answer, 400, "invalid_grant", MISMATCH);
+}
+
+fn forged_token_gets_keycloaks_refusal(ctx: &Ctx) {
+    // The mobile app's own token, its payload changed to name the admin client:
+    // the filter rewrites (it cannot check the signature), Keycloak refuses.
+    let mobile = direct(
+        ctx,
+        "token",
+        &[
+            ("grant_type", "password"),
+            ("client_id", MOBILE_CLIENT),
+            ("username", "bob"),
+            ("password", "bob-password"),
+        ],
+    );
+    let genuine = expect_tokens(&mobile, MOBILE_CLIENT);
+    let parts: Vec<&str> = genuine.split('.').collect();
+    let mut payload = claims(&genuine);
+    payload["azp"] = json!(ADMIN_CLIENT);
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(payload.to_string()),
+        parts[2]
+    );
+    let before = ctx.envoy.counter("rewritten");
+    let answer = refresh_as(ctx, ctx.envoy.port, MOBILE_CLIENT, &forged);
+    expect_error(&answer, 400, "invalid_grant", "Invalid refresh token");
+    assert_eq!(ctx.envoy.counter("rewritten"), before + 1);
+}
+
+fn revoke_through_envoy(ctx: &Ctx) {
+    let refresh_token = admin_refresh_token(ctx, "alice");
+    let direct_revoke = direct(
+        ctx,
+        "revoke",
+        &[("token", &refresh_token), ("client_id", MOBILE_CLIENT)],
+    );
+    expect_error(&direct_revoke, 400, "invalid_request", "Unmatching clients");
+    let answer = via_envoy(
+        ctx,
+        "revoke",
+        &[
+            ("token", &refresh_token),
+            ("token_type_hint", "refresh_token"),
+            ("client_id", MOBILE_CLIENT),
+        ],
+    );
+    assert_eq!((answer.status, answer.raw.as_str()), (200, ""));
+    let after = refresh_as(ctx, ctx.envoy.port, MOBILE_CLIENT, &refresh_token);
+    assert_eq!(after.status, 400, "{}", after.raw);
+    assert_eq!(after.json["error"], "invalid_grant");
+}
+
+fn logout_through_envoy(ctx: &Ctx) {
+    let refresh_token = admin_refresh_token(ctx, "bob");
+    let direct_logout = direct(
+        ctx,
+        "logout",
+        &[("refresh_token", &refresh_token), ("client_id", MOBILE_CLIENT)],
+    );
+    expect_error(&direct_logout, 400, "invalid_grant", MISMATCH);
+    let answer = via_envoy(
+        ctx,
+        "logout",
+        &[("refresh_token", &refresh_token), ("client_id", MOBILE_CLIENT)],
+    );
+    assert_eq!((answer.status, answer.raw.as_str()), (204, ""));
+    let after = refresh_as(ctx, ctx.envoy.port, MOBILE_CLIENT, &refresh_token);
+    expect_error(&after, 400, "invalid_grant", "Session not active");
+}
+
+fn hold_mode_with_basic_caller_and_basic_target(ctx: &Ctx) {
+    let port = ctx.envoy_hold.port;
+    // The mobile app authenticates with Basic (a public client: empty secret).
+    let mobile_basic = basic(MOBILE_CLIENT, "");
+    let refresh_token = admin_refresh_token(ctx, "alice");
+    let answer = post(
+        ctx,
+        port,
+        "token",
+        &[("authorization", &mobile_basic)],
+        &[("grant_type", "refresh_token"), ("refresh_token", &refresh_token)],
+    );
+    expect_tokens(&answer, ADMIN_CLIENT);
+
+    // A client that only accepts client_secret_basic.
+    let issued = post(
+        ctx,
+        ctx.keycloak.port,
+        "token",
+        &[("authorization", &basic(BASIC_ONLY_CLIENT, BASIC_ONLY_SECRET))],
+        &[
+            ("grant_type", "password"),
+            ("username", "bob"),
+            ("password", "bob-password"),
+        ],
+    );
+    let refresh_token = expect_tokens(&issued, BASIC_ONLY_CLIENT);
+    // Keycloak refuses this client's secret in the body ...
+    let posted = direct(
+        ctx,
+        "token",
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", BASIC_ONLY_CLIENT),
+            ("client_secret", BASIC_ONLY_SECRET),
+            ("refresh_token", &refresh_token),
+        ],
+    );
+    expect_error(
+        &posted,
+        401,
+        "unauthorized_client",
+        "Invalid method used to get client secret. Client requires method 'client_secret_basic' to obtain client secret from the request",
+    );
+    // ... so the filter sends it as client_secret_basic.
+    let answer = refresh_as(ctx, port, MOBILE_CLIENT, &refresh_token);
+    expect_tokens(&answer, BASIC_ONLY_CLIENT);
+    assert_eq!(ctx.envoy_hold.counter("rewritten"), 2);
+}
+
+fn http2_client_through_envoy(ctx: &Ctx) {
+    let refresh_token = admin_refresh_token(ctx, "alice");
+    let body = encode(&[
+        ("grant_type", "refresh_token"),
+        ("client_id", MOBILE_CLIENT),
+        ("refresh_token", &refresh_token),
+    ]);
+    let (a, b) = body.split_at(body.len() / 3);
+    let path = format!("/realms/{REALM}/protocol/openid-connect/token");
+    for trailers in [None, Some(("x-request-end", "1"))] {
+        let resp = h2client::post(ctx.envoy.port, &path, &[], &[a, b], trailers);
+        let raw = String::from_utf8_lossy(&resp.body).into_owned();
+        let json: Value = serde_json::from_str(&raw).unwrap_or(Value::Null);
+        let answer = Answer {
+            status: resp.status,
+            json,
+            raw,
+        };
+        expect_tokens(&answer, ADMIN_CLIENT);
+    }
+}
+
+fn logs_carry_no_secret_or_token(ctx: &Ctx) {
+    let tokens = ctx.tokens.lock().unwrap().clone();
+    assert!(tokens.len() > 20, "the scenarios saw tokens");
+    let mut never: Vec<&str> = vec![ADMIN_CLIENT_SECRET, BASIC_ONLY_SECRET];
+    never.extend(tokens.iter().map(String::as_str));
+    for envoy in [&ctx.envoy, &ctx.envoy_hold] {
+        envoy.assert_log_clean(&never);
+        envoy.wait_log("outcome=rewritten");
+    }
+}

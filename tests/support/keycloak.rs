@@ -1,0 +1,60 @@
+//! A real Keycloak (scripts/keycloak.sh), started for a test binary and
+//! stopped when the handle drops, also after a failure.
+
+use super::{free_port, repo_root, TempDir};
+use std::process::Command;
+
+pub const REALM: &str = "demo";
+pub const ADMIN_CLIENT: &str = "spring-boot-admin-client";
+pub const ADMIN_CLIENT_SECRET: &str = "admin-client-secret-CHANGE-ME";
+pub const BASIC_ONLY_CLIENT: &str = "basic-only-client";
+pub const BASIC_ONLY_SECRET: &str = "basic-only-secret-CHANGE-ME";
+pub const MOBILE_CLIENT: &str = "mobile-app-client";
+pub const OTHER_PUBLIC_CLIENT: &str = "other-public-client";
+
+pub struct Keycloak {
+    pub port: u16,
+    env: Vec<(String, String)>,
+    pub dir: TempDir,
+}
+
+impl Keycloak {
+    /// Installs (cached) and starts Keycloak; returns once it is ready.
+    pub fn start() -> Keycloak {
+        let dir = TempDir::new("keycloak");
+        let port = free_port();
+        let env = vec![
+            ("KEYCLOAK_PORT".to_owned(), port.to_string()),
+            ("KEYCLOAK_MGMT_PORT".to_owned(), free_port().to_string()),
+            ("KEYCLOAK_HOSTNAME".to_owned(), format!("http://127.0.0.1:{port}")),
+            (
+                "KEYCLOAK_LOG".to_owned(),
+                dir.path.join("keycloak.log").display().to_string(),
+            ),
+            (
+                "KEYCLOAK_PIDFILE".to_owned(),
+                dir.path.join("keycloak.pid").display().to_string(),
+            ),
+        ];
+        let keycloak = Keycloak { port, env, dir };
+        let status = keycloak.script("start").status().expect("scripts/keycloak.sh runs");
+        assert!(status.success(), "Keycloak did not start (see the log tail above)");
+        keycloak
+    }
+
+    fn script(&self, command: &str) -> Command {
+        let mut cmd = Command::new(repo_root().join("scripts/keycloak.sh"));
+        cmd.arg(command).envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path.join("keycloak.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Keycloak {
+    fn drop(&mut self) {
+        let _ = self.script("stop").status();
+    }
+}
