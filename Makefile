@@ -4,7 +4,7 @@
 CARGO ?= cargo
 WASM  := target/wasm32-wasip1/release/azp_bridge.wasm
 
-.PHONY: all setup build lint unit test demo demo-stop compose-config clean
+.PHONY: all setup build lint unit test test-matrix image demo demo-stop compose-config fuzz clean
 
 all: build
 
@@ -16,11 +16,13 @@ build: setup
 	$(CARGO) build --release --lib --target wasm32-wasip1
 	@ls -l $(WASM)
 
-## Format and lints (the wasm-only glue is linted for its own target).
+## Format, lints (the wasm-only glue is linted for its own target), licenses.
 lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --lib --release --target wasm32-wasip1 -- -D warnings
+	$(CARGO) clippy --lib --release --target wasm32-wasip1 --features test-trap -- -D warnings
+	$(CARGO) deny check licenses bans sources
 
 ## The core only, natively (no Envoy).
 unit:
@@ -29,6 +31,15 @@ unit:
 ## Everything: lints, unit tests, Envoy configs, end-to-end tests.
 test: lint build
 	$(CARGO) test
+
+## The Envoy suites against one Envoy per minor release (README: "Envoy versions").
+test-matrix: setup
+	@scripts/test-matrix.sh
+
+## The compat Wasm image for Istio (docker buildx or buildah); prints the sha256s.
+## IMAGE=REGISTRY/azp-bridge:<version> PUSH=1 pushes it. Exits 2 without a builder.
+image: build
+	@IMAGE="$(IMAGE)" PUSH="$(PUSH)" deploy/oci/build-image.sh
 
 ## The article's story, end to end (KEEP=1 leaves the stack running).
 demo: setup
@@ -43,6 +54,10 @@ compose-config:
 	  WASM_PATH=/etc/envoy/azp_bridge.wasm scripts/render-envoy.sh \
 	  | sed '1i # GENERATED for docker-compose.yml from envoy/azp-bridge.yaml by `make compose-config`; do not edit.' \
 	  > envoy/docker-compose.envoy.yaml
+
+## Coverage-guided fuzzing (nightly + cargo fuzz, installed on first use).
+fuzz:
+	@scripts/fuzz.sh
 
 clean:
 	$(CARGO) clean

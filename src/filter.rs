@@ -138,6 +138,8 @@ impl Context for BridgeRequest {}
 
 impl HttpContext for BridgeRequest {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        #[cfg(feature = "test-trap")]
+        trap_if_asked();
         // A request without a body has no credentials to swap.
         let (false, Some(shared)) = (end_of_stream, self.shared.clone()) else {
             return Action::Continue;
@@ -246,6 +248,15 @@ impl BridgeRequest {
                 }
             }
         }
+    }
+}
+
+/// The `test-trap` build's deliberate panic (tests of failure_policy only).
+#[cfg(feature = "test-trap")]
+#[allow(clippy::panic)]
+fn trap_if_asked() {
+    if HostHeaders.get("x-azp-bridge-test-trap").is_some() {
+        panic!("deliberate trap (test-trap build)");
     }
 }
 

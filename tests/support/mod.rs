@@ -5,6 +5,7 @@
 
 pub mod h2client;
 pub mod http1;
+pub mod invariants;
 pub mod keycloak;
 pub mod upstream;
 
@@ -35,6 +36,35 @@ pub fn wasm_path() -> PathBuf {
                 .expect("cargo runs");
             assert!(status.success(), "building the wasm module failed");
             repo_root().join("target/wasm32-wasip1/release/azp_bridge.wasm")
+        })
+        .clone()
+}
+
+/// A build of the module with the `test-trap` feature: it panics on a
+/// request carrying `x-azp-bridge-test-trap`. Only tests build it; it is
+/// never shipped.
+pub fn trapping_wasm_path() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let target_dir = repo_root().join("target/test-trap");
+            let status = Command::new(env!("CARGO"))
+                .args([
+                    "build",
+                    "--release",
+                    "--lib",
+                    "--target",
+                    "wasm32-wasip1",
+                    "--features",
+                    "test-trap",
+                ])
+                .arg("--target-dir")
+                .arg(&target_dir)
+                .current_dir(repo_root())
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "building the trapping module failed");
+            target_dir.join("wasm32-wasip1/release/azp_bridge.wasm")
         })
         .clone()
 }
@@ -78,6 +108,8 @@ pub struct EnvoySpec {
     /// Text replacements applied to the rendered config (for variants).
     pub edits: Vec<(String, String)>,
     pub template: String,
+    /// Another build of the module (default: the release build).
+    pub wasm: Option<PathBuf>,
 }
 
 impl EnvoySpec {
@@ -90,6 +122,7 @@ impl EnvoySpec {
             env: Vec::new(),
             edits: Vec::new(),
             template: "envoy/azp-bridge.yaml".to_owned(),
+            wasm: None,
         }
     }
 
@@ -105,6 +138,11 @@ impl EnvoySpec {
 
     pub fn host_env_key(mut self, name: &str) -> Self {
         self.host_env_keys.push(name.to_owned());
+        self
+    }
+
+    pub fn wasm(mut self, path: PathBuf) -> Self {
+        self.wasm = Some(path);
         self
     }
 
@@ -127,7 +165,10 @@ impl EnvoySpec {
             ("ADMIN_PORT", admin_port.to_string()),
             ("UPSTREAM_HOST", "127.0.0.1".to_owned()),
             ("UPSTREAM_PORT", self.upstream_port.to_string()),
-            ("WASM_PATH", wasm_path().display().to_string()),
+            (
+                "WASM_PATH",
+                self.wasm.clone().unwrap_or_else(wasm_path).display().to_string(),
+            ),
             ("PLUGIN_CONFIG", self.plugin_config.clone()),
             ("HOLD_HEADERS", self.hold_headers.to_string()),
             ("HOST_ENV_KEYS", format!("[{}]", keys.join(", "))),

@@ -1,0 +1,138 @@
+//! The invariants of the core, checked on any input by the property tests
+//! (tests/properties.rs) and the coverage-guided fuzz targets (fuzz/).
+//!
+//! - nothing panics;
+//! - a rewrite changes only the credentials: the forwarded body is the
+//!   received one without its client-authentication parameters, plus the
+//!   target's credentials the way its `auth_method` says;
+//! - a target's secret appears only where that method puts it, and never in
+//!   a log line or a debug rendering.
+
+use azp_bridge::config::{AuthMethod, Config};
+use azp_bridge::form;
+use azp_bridge::policy::{self, AuthorizationChange, Inspection, Outcome};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+
+const CLIENT_AUTH: [&[u8]; 4] = [
+    b"client_id",
+    b"client_secret",
+    b"client_assertion",
+    b"client_assertion_type",
+];
+
+fn is_client_auth(segment: &[u8]) -> bool {
+    let name = segment.split(|&b| b == b'=').next().unwrap_or_default();
+    form::decode(name).is_some_and(|n| CLIENT_AUTH.contains(&n.as_ref()))
+}
+
+fn encoded(value: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    form::encode_into(value.as_bytes(), &mut out);
+    out
+}
+
+fn count(haystack: &[u8], needle: &[u8]) -> usize {
+    if needle.is_empty() || haystack.len() < needle.len() {
+        return 0;
+    }
+    haystack.windows(needle.len()).filter(|w| *w == needle).count()
+}
+
+/// Runs the decision on one input and checks every invariant.
+pub fn check_decide(config: &Config, inspection: &Inspection, body: &[u8]) {
+    let verdict = policy::decide(config, inspection, body);
+    let line = verdict.describe(&inspection.target);
+    let debug = format!("{verdict:?}");
+    for client in &config.clients {
+        let secret = client.secret.expose();
+        assert!(
+            !line.contains(secret) && !debug.contains(secret),
+            "a secret in a log line or debug output"
+        );
+    }
+    let Outcome::Rewrite(rewrite) = verdict.outcome else {
+        return;
+    };
+    let azp = verdict.azp.as_deref().expect("a rewrite names the azp");
+    let target = config.client(azp).expect("a rewrite targets a configured client");
+    assert_ne!(
+        verdict.caller.as_deref(),
+        Some(azp.as_bytes()),
+        "rewrote a same-client request"
+    );
+
+    let kept: Vec<&[u8]> = body.split(|&b| b == b'&').filter(|s| !is_client_auth(s)).collect();
+    let forwarded: Vec<&[u8]> = rewrite.body.split(|&b| b == b'&').collect();
+    let secret = encoded(target.secret.expose());
+    let secret_in_input = count(body, &secret);
+    match target.auth_method {
+        AuthMethod::ClientSecretPost => {
+            assert_eq!(forwarded.len(), kept.len() + 2, "only the credentials change");
+            assert_eq!(
+                &forwarded[..kept.len()],
+                &kept[..],
+                "other parameters stay in place, byte for byte"
+            );
+            assert_eq!(
+                forwarded[kept.len()],
+                [b"client_id=".as_slice(), &encoded(&target.client_id)].concat()
+            );
+            assert_eq!(
+                forwarded[kept.len() + 1],
+                [b"client_secret=".as_slice(), &secret].concat()
+            );
+            assert_eq!(
+                count(&rewrite.body, &secret),
+                secret_in_input + 1,
+                "the secret only where post puts it"
+            );
+            assert!(!matches!(rewrite.authorization, AuthorizationChange::Set(_)));
+        }
+        AuthMethod::ClientSecretBasic => {
+            assert_eq!(forwarded, kept, "only the credentials change");
+            assert_eq!(
+                count(&rewrite.body, &secret),
+                secret_in_input,
+                "no secret in a basic target's body"
+            );
+            let AuthorizationChange::Set(value) = &rewrite.authorization else {
+                panic!("a basic target sets Authorization");
+            };
+            let plain = STANDARD.decode(value.strip_prefix("Basic ").expect("Basic")).unwrap();
+            assert_eq!(plain, [encoded(&target.client_id), b":".to_vec(), secret].concat());
+        }
+    }
+}
+
+/// The configuration parser on any input: no panic, and its error never
+/// repeats the value of the environment variable it was given.
+pub fn check_config(json: &[u8], env_secret: &str) {
+    if let Err(e) = azp_bridge::config::parse(json, &|_| Some(env_secret.to_owned())) {
+        if env_secret.len() >= 4 {
+            assert!(!e.to_string().contains(env_secret), "a config error repeats a secret");
+        }
+    }
+}
+
+/// The form parser: no panic; segments rejoin to the body; decode inverts encode.
+pub fn check_form(body: &[u8]) {
+    if let Ok(pairs) = form::parse(body) {
+        let rejoined = pairs.iter().map(|p| p.raw).collect::<Vec<_>>().join(&b'&');
+        assert_eq!(rejoined, body);
+        for pair in &pairs {
+            let _ = pair.value();
+        }
+    }
+    let mut encoded = Vec::new();
+    form::encode_into(body, &mut encoded);
+    assert_eq!(form::decode(&encoded).unwrap().as_ref(), body);
+}
+
+/// The token reader: no panic on any bytes.
+pub fn check_token(token: &[u8]) {
+    if let Ok(claims) = azp_bridge::token::claims(token) {
+        assert!(token.iter().filter(|&&b| b == b'.').count() == 2);
+        let _ = claims.iss;
+    }
+}
