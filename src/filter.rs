@@ -219,8 +219,10 @@ impl BridgeRequest {
         };
         let verdict = policy::decide(&shared.config, &inspection, &body);
         match &verdict.outcome {
-            Outcome::Pass(PassReason::NotDecodable(_)) => warn!("azp-bridge: {}", verdict.describe(&inspection.target)),
-            _ => debug!("azp-bridge: {}", verdict.describe(&inspection.target)),
+            Outcome::Pass(PassReason::NotDecodable(_)) => {
+                warn!("azp-bridge: {}", verdict.describe(&shared.config, &inspection.target))
+            }
+            _ => debug!("azp-bridge: {}", verdict.describe(&shared.config, &inspection.target)),
         }
         match verdict.outcome {
             Outcome::Pass(reason) => {

@@ -202,8 +202,20 @@ impl Verdict {
     }
 
     /// One line for the debug log: client ids (shortened, escaped), never
-    /// secrets, tokens or headers.
-    pub fn describe(&self, target: &Target) -> String {
+    /// secrets, tokens or headers. A value that contains a configured secret
+    /// (a client may send anything as its id) is shown as `<redacted>`.
+    pub fn describe(&self, config: &Config, target: &Target) -> String {
+        let shown = |bytes: &[u8]| {
+            let secret_inside = config
+                .clients
+                .iter()
+                .any(|c| contains(bytes, c.secret.expose().as_bytes()));
+            if secret_inside {
+                "<redacted>".to_owned()
+            } else {
+                printable(bytes)
+            }
+        };
         let outcome = match &self.outcome {
             Outcome::Rewrite(_) => "rewritten".to_owned(),
             Outcome::Pass(PassReason::NotDecodable(what)) => format!("passed:not_decodable ({what})"),
@@ -212,11 +224,11 @@ impl Verdict {
         format!(
             "endpoint={} realm={} caller={} azp={} outcome={}",
             target.endpoint.as_str(),
-            printable(target.realm.as_bytes()),
-            self.caller.as_deref().map_or_else(|| "-".to_owned(), printable),
+            shown(target.realm.as_bytes()),
+            self.caller.as_deref().map_or_else(|| "-".to_owned(), shown),
             self.azp
                 .as_deref()
-                .map_or_else(|| "-".to_owned(), |a| printable(a.as_bytes())),
+                .map_or_else(|| "-".to_owned(), |a| shown(a.as_bytes())),
             outcome,
         )
     }
@@ -362,6 +374,10 @@ fn has_duplicate_name(pairs: &[Pair<'_>]) -> bool {
         .collect();
     names.sort_unstable();
     names.windows(2).any(|w| w.first() == w.last())
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Client ids and realms for logs: at most 64 characters, printable ASCII.

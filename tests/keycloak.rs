@@ -61,6 +61,7 @@ fn main() {
             hold_mode_with_basic_caller_and_basic_target,
         ),
         ("http2_client_through_envoy", http2_client_through_envoy),
+        ("load_with_keycloak_stopped_midway", load_with_keycloak_stopped_midway),
         ("logs_carry_no_secret_or_token", logs_carry_no_secret_or_token),
     ];
     let selected: Vec<_> = scenarios
@@ -547,6 +548,83 @@ fn http2_client_through_envoy(ctx: &Ctx) {
         };
         expect_tokens(&answer, ADMIN_CLIENT);
     }
+}
+
+/// 60 s (AZP_LOAD_SECONDS) of mixed load through Envoy; Keycloak is stopped
+/// after 20 s and started again. Envoy must answer 503 quickly while it is
+/// down, the filter must keep its state, traffic must recover by itself, no
+/// status may be unexpected, and Envoy's memory must stay flat.
+fn load_with_keycloak_stopped_midway(ctx: &Ctx) {
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+    use support::load::{self, Kind, Load, Phase};
+
+    let seconds: u64 = std::env::var("AZP_LOAD_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let rewritten_before = ctx.envoy.counter("rewritten");
+    let load = Arc::new(Load {
+        envoy_port: ctx.envoy.port,
+        realm_path: format!("/realms/{REALM}"),
+        admin_client: ADMIN_CLIENT,
+        admin_secret: ADMIN_CLIENT_SECRET,
+        mobile_client: MOBILE_CLIENT,
+    });
+    let phase = Arc::new(Phase::default());
+    let started = Instant::now();
+    let mut rss = Vec::new();
+    let mut downtime = Duration::ZERO;
+    let tally = load::run(load, 2, phase.clone(), || {
+        std::thread::sleep(Duration::from_secs(10));
+        rss.push(ctx.envoy.rss_kib());
+        std::thread::sleep(Duration::from_secs(10));
+        phase.keycloak_down.store(true, Ordering::SeqCst);
+        phase.epoch.fetch_add(1, Ordering::SeqCst);
+        let down_at = Instant::now();
+        ctx.keycloak.stop();
+        std::thread::sleep(Duration::from_secs(3));
+        ctx.keycloak.restart();
+        downtime = down_at.elapsed();
+        phase.epoch.fetch_add(1, Ordering::SeqCst);
+        phase.keycloak_down.store(false, Ordering::SeqCst);
+        let recovered = Instant::now();
+        let end = (started + Duration::from_secs(seconds)).max(recovered + Duration::from_secs(10));
+        std::thread::sleep(end.saturating_duration_since(Instant::now()));
+        rss.push(ctx.envoy.rss_kib());
+    });
+    let rewritten = ctx.envoy.counter("rewritten") - rewritten_before;
+    println!(
+        "  load: {} requests in {:.0} s, Keycloak down {:.0} s, {rewritten} rewritten, slowest 503 while down {:?}",
+        tally.total,
+        started.elapsed().as_secs_f64(),
+        downtime.as_secs_f64(),
+        tally.slowest_while_down
+    );
+    println!("  load: by kind and status {:?}", tally.by_kind);
+    println!("  load: Envoy RSS {} KiB after 10 s, {} KiB at the end", rss[0], rss[1]);
+    assert!(
+        tally.unexpected.is_empty(),
+        "unexpected statuses: {:?}",
+        tally.unexpected
+    );
+    assert!(
+        tally.by_kind.contains_key(&(Kind::Rewrite, 503)),
+        "the load met Keycloak's downtime"
+    );
+    assert!(
+        tally.slowest_while_down < Duration::from_secs(2),
+        "Envoy was slow while Keycloak was down"
+    );
+    assert!(rewritten >= 50, "only {rewritten} rewrites");
+    assert!(rss[1] <= rss[0] + rss[0] / 5 + 4096, "Envoy memory grew: {rss:?}");
+    // Recovered by itself: a new session refreshes through Envoy again.
+    let refresh_token = admin_refresh_token(ctx, "bob");
+    expect_tokens(
+        &refresh_as(ctx, ctx.envoy.port, MOBILE_CLIENT, &refresh_token),
+        ADMIN_CLIENT,
+    );
 }
 
 fn logs_carry_no_secret_or_token(ctx: &Ctx) {

@@ -563,7 +563,7 @@ fn describe_names_the_decision_without_secrets() {
     let token = refresh_token("admin");
     let body = format!("grant_type=refresh_token&client_id=mobile&client_secret=caller-secret&refresh_token={token}");
     let verdict = decide_token(&default_config(), &CallerHeader::None, &body);
-    let line = verdict.describe(&target(Endpoint::Token));
+    let line = verdict.describe(&default_config(), &target(Endpoint::Token));
     assert_eq!(
         line,
         "endpoint=token realm=demo caller=mobile azp=admin outcome=rewritten"
@@ -582,18 +582,34 @@ fn describe_passes_and_escapes_odd_ids() {
     );
     let verdict = decide_token(&default_config(), &CallerHeader::None, &body);
     assert_eq!(
-        verdict.describe(&target(Endpoint::Token)),
+        verdict.describe(&default_config(), &target(Endpoint::Token)),
         "endpoint=token realm=demo caller=a?b?c azp=admin outcome=passed:caller_not_allowed"
     );
     let long = "x".repeat(200);
     let body = format!("grant_type=refresh_token&client_id={long}&refresh_token=nope");
-    let line = decide_token(&default_config(), &CallerHeader::None, &body).describe(&target(Endpoint::Token));
+    let line = decide_token(&default_config(), &CallerHeader::None, &body)
+        .describe(&default_config(), &target(Endpoint::Token));
     assert_eq!(
         line,
         format!(
             "endpoint=token realm=demo caller={}... azp=- outcome=passed:not_decodable (token is not a compact JWS)",
             "x".repeat(64)
         )
+    );
+}
+
+#[test]
+fn describe_redacts_ids_that_carry_a_secret() {
+    // Found by fuzzing: a caller may send a configured secret as its client id.
+    let body = format!(
+        "grant_type=refresh_token&client_id=x{SECRET_POSTED}y&refresh_token={}",
+        refresh_token("admin")
+    );
+    let line = decide_token(&default_config(), &CallerHeader::None, &body)
+        .describe(&default_config(), &target(Endpoint::Token));
+    assert_eq!(
+        line,
+        "endpoint=token realm=demo caller=<redacted> azp=admin outcome=passed:caller_not_allowed"
     );
 }
 

@@ -42,7 +42,7 @@ fn count(haystack: &[u8], needle: &[u8]) -> usize {
 /// Runs the decision on one input and checks every invariant.
 pub fn check_decide(config: &Config, inspection: &Inspection, body: &[u8]) {
     let verdict = policy::decide(config, inspection, body);
-    let line = verdict.describe(&inspection.target);
+    let line = verdict.describe(config, &inspection.target);
     let debug = format!("{verdict:?}");
     for client in &config.clients {
         let secret = client.secret.expose();

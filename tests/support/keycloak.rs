@@ -42,6 +42,20 @@ impl Keycloak {
         keycloak
     }
 
+    /// Stops the server (same ports and settings kept for `restart`).
+    pub fn stop(&self) {
+        assert!(self.script("stop").status().unwrap().success());
+    }
+
+    /// Starts it again after `stop`: a fresh in-memory database, so every
+    /// earlier session and token is gone.
+    pub fn restart(&self) {
+        assert!(
+            self.script("start").status().unwrap().success(),
+            "Keycloak did not come back"
+        );
+    }
+
     fn script(&self, command: &str) -> Command {
         let mut cmd = Command::new(repo_root().join("scripts/keycloak.sh"));
         cmd.arg(command).envs(self.env.iter().map(|(k, v)| (k, v)));

@@ -7,6 +7,7 @@ pub mod h2client;
 pub mod http1;
 pub mod invariants;
 pub mod keycloak;
+pub mod load;
 pub mod upstream;
 
 use std::collections::HashMap;
@@ -268,6 +269,16 @@ impl Envoy {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Envoy's resident memory, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
     }
 
     /// The azp-bridge counters, by name without the `wasmcustom.azp_bridge.` prefix.

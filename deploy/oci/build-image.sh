@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# `make image`: packages the release module as a "compat" Wasm image
+# (deploy/oci/Dockerfile: FROM scratch, the module as plugin.wasm) with docker
+# buildx or buildah, whichever is present, and prints the checksums the
+# manifests need:
+#   - the module's sha256: the WasmPlugin `sha256` for an http(s):// or file:// url;
+#   - after a push, the image manifest digest: the `sha256` for an oci:// url
+#     (Istio compares it with the pulled image's digest, not the module's).
+#
+#   IMAGE=REGISTRY/azp-bridge:0.1.0 PUSH=1 make image
+#
+# Without docker buildx (and a running engine) or buildah it builds nothing,
+# says what to do instead, and exits 2.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+WASM="${WASM:-target/wasm32-wasip1/release/azp_bridge.wasm}"
+VERSION="$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)"
+IMAGE="${IMAGE:-azp-bridge:${VERSION}}"
+PUSH="${PUSH:-0}"
+DOCKER="${DOCKER:-docker}"
+BUILDAH="${BUILDAH:-buildah}"
+
+if [ ! -f "${WASM}" ]; then
+  echo "make image: ${WASM} is missing: run \`make build\` first" >&2
+  exit 1
+fi
+module_sha256="$(sha256sum "${WASM}" | cut -d ' ' -f 1)"
+echo "module:        ${WASM} ($(wc -c < "${WASM}") bytes)"
+echo "module sha256: ${module_sha256}"
+echo "               (the WasmPlugin sha256 when the url is http(s):// or file://)"
+
+builder=""
+if command -v "${DOCKER}" > /dev/null 2>&1 \
+  && "${DOCKER}" buildx version > /dev/null 2>&1 \
+  && "${DOCKER}" info > /dev/null 2>&1; then
+  builder="docker buildx"
+elif command -v "${BUILDAH}" > /dev/null 2>&1; then
+  builder="buildah"
+fi
+
+if [ -z "${builder}" ]; then
+  cat >&2 << EOF
+
+make image: no image builder here, so no image was built.
+  It needs docker with the buildx plugin and a running engine, or buildah.
+  The module above is ready all the same. Without a builder you can
+  - push it as an OCI artifact with oras (docs/deployment.md, "OCI artifact"), or
+  - serve it over https:// and put the module sha256 above in the WasmPlugin.
+EOF
+  exit 2
+fi
+
+# The build context holds the module and nothing else, with a fixed mtime, so
+# the layer depends on the module's bytes only.
+context="$(mktemp -d)"
+trap 'rm -rf "${context}"' EXIT
+mkdir -p "${context}/target/wasm32-wasip1/release"
+cp "${WASM}" "${context}/target/wasm32-wasip1/release/azp_bridge.wasm"
+epoch="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2> /dev/null || echo 0)}"
+touch -d "@${epoch}" "${context}/target/wasm32-wasip1/release/azp_bridge.wasm"
+
+digest=""
+echo "image:         ${IMAGE} (${builder})"
+case "${builder}" in
+  "docker buildx")
+    # One plain manifest (no attestation index), so the pushed digest is the
+    # image digest Istio computes.
+    output=--load
+    [ "${PUSH}" = 1 ] && output=--push
+    SOURCE_DATE_EPOCH="${epoch}" "${DOCKER}" buildx build --provenance=false --sbom=false \
+      -f deploy/oci/Dockerfile -t "${IMAGE}" "${output}" \
+      --metadata-file "${context}/metadata.json" "${context}"
+    if [ "${PUSH}" = 1 ]; then
+      digest="$(grep -o '"containerimage.digest": *"sha256:[0-9a-f]*"' "${context}/metadata.json" \
+        | grep -o '[0-9a-f]\{64\}' || true)"
+    fi
+    ;;
+  buildah)
+    "${BUILDAH}" build --format oci --timestamp "${epoch}" -f deploy/oci/Dockerfile -t "${IMAGE}" "${context}"
+    if [ "${PUSH}" = 1 ]; then
+      "${BUILDAH}" push --digestfile "${context}/digest" "${IMAGE}"
+      digest="$(grep -o '[0-9a-f]\{64\}' "${context}/digest" || true)"
+    fi
+    ;;
+esac
+
+if [ -n "${digest}" ]; then
+  echo "image digest:  ${digest}"
+  echo "               (the WasmPlugin sha256 for url oci://${IMAGE})"
+else
+  echo "not pushed:    run \`IMAGE=REGISTRY/azp-bridge:${VERSION} PUSH=1 make image\` to push it"
+  echo "               and print the image digest the WasmPlugin's sha256 needs."
+fi
