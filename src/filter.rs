@@ -222,7 +222,12 @@ impl BridgeRequest {
             Outcome::Pass(PassReason::NotDecodable(_)) => {
                 warn!("azp-bridge: {}", verdict.describe(&shared.config, &inspection.target))
             }
-            _ => debug!("azp-bridge: {}", verdict.describe(&shared.config, &inspection.target)),
+            // Formatting the line costs more than asking Envoy whether it
+            // would print it (its wasm log level can change at run time).
+            _ if host_logs_debug() => {
+                debug!("azp-bridge: {}", verdict.describe(&shared.config, &inspection.target))
+            }
+            _ => {}
         }
         match verdict.outcome {
             Outcome::Pass(reason) => {
@@ -260,6 +265,10 @@ fn trap_if_asked() {
     if HostHeaders.get("x-azp-bridge-test-trap").is_some() {
         panic!("deliberate trap (test-trap build)");
     }
+}
+
+fn host_logs_debug() -> bool {
+    matches!(hostcalls::get_log_level(), Ok(LogLevel::Trace | LogLevel::Debug))
 }
 
 fn set_header(name: &str, value: Option<&str>) {
