@@ -11,10 +11,9 @@ all: build
 setup:
 	@scripts/setup.sh
 
-## The release module.
+## The release module (cargo, then wasm-opt -Oz).
 build: setup
-	$(CARGO) build --release --lib --target wasm32-wasip1
-	@ls -l $(WASM)
+	@scripts/build-wasm.sh
 
 ## Format, lints (the wasm-only glue is linted for its own target), licenses.
 lint: setup

@@ -61,7 +61,7 @@ claims() {
 
 bold "Setting up (first run downloads Envoy and Keycloak; later runs reuse them)"
 scripts/setup.sh
-cargo build --quiet --release --lib --target wasm32-wasip1
+scripts/build-wasm.sh
 say "azp_bridge.wasm: $(stat -c %s target/wasm32-wasip1/release/azp_bridge.wasm) bytes"
 mkdir -p "${RUN_DIR}"
 stop_all

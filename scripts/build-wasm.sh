@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Builds the release module and shrinks it with binaryen's wasm-opt -Oz (in
+# place), so every user of target/wasm32-wasip1/release/azp_bridge.wasm (tests,
+# demo, image, benchmarks) gets the shipped bytes. Extra arguments go to cargo
+# (e.g. --features test-trap --target-dir target/test-trap).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+target_dir="target"
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+  if [ "${args[$i]}" = "--target-dir" ]; then target_dir="${args[$((i + 1))]}"; fi
+done
+
+cargo build --quiet --release --lib --target wasm32-wasip1 "$@"
+module="${target_dir}/wasm32-wasip1/release/azp_bridge.wasm"
+marker="${module}.optimized.sha256"
+
+# Only when the module is not already the optimized one: wasm-opt is not
+# idempotent in size, and cargo may link a fresh copy from deps/.
+if [ ! -f "${marker}" ] || [ "$(sha256sum < "${module}")" != "$(cat "${marker}")" ]; then
+  if ! command -v wasm-opt >/dev/null; then
+    echo "build-wasm: wasm-opt is missing: run scripts/setup.sh" >&2
+    exit 1
+  fi
+  wasm-opt -Oz --strip-debug --strip-producers \
+    --enable-bulk-memory --enable-sign-ext --enable-mutable-globals --enable-nontrapping-float-to-int \
+    "${module}" -o "${module}.tmp"
+  # Replace the file, not its contents: cargo hard-links it to deps/.
+  mv "${module}.tmp" "${module}"
+  sha256sum < "${module}" > "${marker}"
+fi
+echo "build-wasm: ${module} $(stat -c %s "${module}") bytes"
