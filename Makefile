@@ -4,7 +4,7 @@
 CARGO ?= cargo
 WASM  := target/wasm32-wasip1/release/azp_bridge.wasm
 
-.PHONY: all setup build lint unit test test-matrix image demo demo-stop compose-config fuzz clean
+.PHONY: all setup build lint unit test test-matrix image demo demo-stop compose-config fuzz bench clean
 
 all: build
 
@@ -53,6 +53,10 @@ compose-config:
 	  WASM_PATH=/etc/envoy/azp_bridge.wasm scripts/render-envoy.sh \
 	  | sed '1i # GENERATED for docker-compose.yml from envoy/azp-bridge.yaml by `make compose-config`; do not edit.' \
 	  > envoy/docker-compose.envoy.yaml
+
+## Benchmarks: BENCHMARKS.md and bench/results/ (~13 min; BENCH_QUICK=1 for ~2 min).
+bench: build
+	@bench/run.sh
 
 ## Coverage-guided fuzzing (nightly + cargo fuzz, installed on first use).
 fuzz:

@@ -10,7 +10,9 @@ use log::{debug, error, info, warn};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
+use std::cell::Cell;
 use std::rc::Rc;
+use std::time::Duration;
 
 proxy_wasm::main! {{
     // Envoy filters by its own `wasm` log level; let everything through to it.
@@ -70,6 +72,9 @@ impl Context for BridgeRoot {}
 
 impl RootContext for BridgeRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
+        follow_host_log_level();
+        // Envoy's log level can change at run time (admin /logging).
+        let _ = hostcalls::set_tick_period(Duration::from_secs(5));
         let raw = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
             Ok(Some(raw)) => raw,
             _ => Vec::new(),
@@ -99,6 +104,10 @@ impl RootContext for BridgeRoot {
         }
     }
 
+    fn on_tick(&mut self) {
+        follow_host_log_level();
+    }
+
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
     }
@@ -124,13 +133,30 @@ struct BridgeRequest {
     state: State,
 }
 
-struct HostHeaders;
+/// Request headers from Envoy: `:method` alone first (it settles most
+/// requests), then all of them in one host call: each call costs more than
+/// the copy of a few headers.
+#[derive(Default)]
+struct HostHeaders {
+    all: Cell<Option<HeaderPairs>>,
+}
+
+type HeaderPairs = Vec<(String, Vec<u8>)>;
 
 impl RequestHeaders for HostHeaders {
     fn get(&self, name: &str) -> Option<Vec<u8>> {
-        hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name)
-            .ok()
-            .flatten()
+        if name == ":method" {
+            return hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name)
+                .ok()
+                .flatten();
+        }
+        let all = self
+            .all
+            .take()
+            .unwrap_or_else(|| hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default());
+        let value = all.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+        self.all.set(Some(all));
+        value
     }
 }
 
@@ -144,7 +170,7 @@ impl HttpContext for BridgeRequest {
         let (false, Some(shared)) = (end_of_stream, self.shared.clone()) else {
             return Action::Continue;
         };
-        match policy::plan(&shared.config, &HostHeaders) {
+        match policy::plan(&shared.config, &HostHeaders::default()) {
             HeadPlan::Ignore => Action::Continue,
             HeadPlan::RejectTooLarge => self.reject_too_large(&shared),
             HeadPlan::Inspect(inspection) => {
@@ -222,9 +248,7 @@ impl BridgeRequest {
             Outcome::Pass(PassReason::NotDecodable(_)) => {
                 warn!("azp-bridge: {}", verdict.describe(&shared.config, &inspection.target))
             }
-            // Formatting the line costs more than asking Envoy whether it
-            // would print it (its wasm log level can change at run time).
-            _ if host_logs_debug() => {
+            _ if log::log_enabled!(log::Level::Debug) => {
                 debug!("azp-bridge: {}", verdict.describe(&shared.config, &inspection.target))
             }
             _ => {}
@@ -262,13 +286,23 @@ impl BridgeRequest {
 #[cfg(feature = "test-trap")]
 #[allow(clippy::panic)]
 fn trap_if_asked() {
-    if HostHeaders.get("x-azp-bridge-test-trap").is_some() {
+    if HostHeaders::default().get("x-azp-bridge-test-trap").is_some() {
         panic!("deliberate trap (test-trap build)");
     }
 }
 
-fn host_logs_debug() -> bool {
-    matches!(hostcalls::get_log_level(), Ok(LogLevel::Trace | LogLevel::Debug))
+/// Lines Envoy would drop are then not even formatted (checked per request
+/// without a host call).
+fn follow_host_log_level() {
+    let level = match hostcalls::get_log_level() {
+        Ok(LogLevel::Trace) => log::LevelFilter::Trace,
+        Ok(LogLevel::Debug) => log::LevelFilter::Debug,
+        Ok(LogLevel::Info) | Err(_) => log::LevelFilter::Info,
+        Ok(LogLevel::Warn) => log::LevelFilter::Warn,
+        Ok(LogLevel::Error) => log::LevelFilter::Error,
+        Ok(LogLevel::Critical) => log::LevelFilter::Off,
+    };
+    log::set_max_level(level);
 }
 
 fn set_header(name: &str, value: Option<&str>) {

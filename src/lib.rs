@@ -23,6 +23,7 @@ pub mod basic;
 pub mod config;
 pub mod endpoint;
 pub mod form;
+pub mod json;
 pub mod policy;
 pub mod token;
 

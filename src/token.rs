@@ -7,7 +7,8 @@
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine;
-use serde_json::Value;
+
+use crate::json::{self, Member};
 
 /// base64url as JWS uses it: no padding, though padding is tolerated.
 const BASE64URL: GeneralPurpose = GeneralPurpose::new(
@@ -55,22 +56,19 @@ pub fn claims(token: &[u8]) -> Result<Claims, TokenError> {
         return Err(TokenError::NotCompactJws);
     };
     let json = BASE64URL.decode(payload).map_err(|_| TokenError::PayloadNotBase64)?;
-    // An untyped parse: typed deserialization would link serde's error
-    // formatting (floats included), a third of the module. serde_json bounds
-    // the nesting depth (128), so odd payloads cannot exhaust the stack.
-    // A repeated key keeps its last value, as Keycloak's JSON reader does.
-    let Ok(Value::Object(payload)) = serde_json::from_slice::<Value>(&json) else {
+    // Only the two members are read (crate::json): building a serde_json
+    // Value cost more than the rest of the decision together. A repeated
+    // member keeps its last value, as Keycloak's JSON reader does.
+    let [azp, iss] = json::top_level_members(&json, ["azp", "iss"]).map_err(|_| TokenError::PayloadNotClaims)?;
+    let Member::String(azp) = azp else {
         return Err(TokenError::PayloadNotClaims);
     };
-    let Some(Value::String(azp)) = payload.get("azp") else {
-        return Err(TokenError::PayloadNotClaims);
+    let iss = match iss {
+        Member::Absent => None,
+        Member::String(iss) => Some(iss),
+        Member::Other => return Err(TokenError::PayloadNotClaims),
     };
-    let iss = match payload.get("iss") {
-        None => None,
-        Some(Value::String(iss)) => Some(iss.clone()),
-        Some(_) => return Err(TokenError::PayloadNotClaims),
-    };
-    Ok(Claims { azp: azp.clone(), iss })
+    Ok(Claims { azp, iss })
 }
 
 #[cfg(test)]

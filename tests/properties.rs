@@ -175,3 +175,103 @@ fn generated_requests_include_rewrites() {
     }
     assert!(rewrites >= 200, "only {rewrites} rewrites in 4000 generated requests");
 }
+
+// --- the token payload reader against serde_json, as the reference ---
+
+mod payload_reader {
+    use azp_bridge::json::{self, Member};
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    fn reference(json: &[u8]) -> Result<[Member; 2], String> {
+        match serde_json::from_slice::<Value>(json) {
+            Ok(Value::Object(map)) => Ok(["azp", "iss"].map(|name| match map.get(name) {
+                None => Member::Absent,
+                Some(Value::String(s)) => Member::String(s.clone()),
+                Some(_) => Member::Other,
+            })),
+            Ok(_) => Err("not an object".to_owned()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            (-1e6f64..1e6).prop_map(Value::from),
+            "\\PC{0,8}".prop_map(Value::String),
+            Just(Value::String("azp".to_owned())),
+        ];
+        leaf.prop_recursive(6, 40, 5, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                prop::collection::vec(
+                    (
+                        prop_oneof!["[a-z]{0,4}", Just("azp".to_owned()), Just("iss".to_owned())],
+                        inner
+                    ),
+                    0..5
+                )
+                .prop_map(|members| Value::Object(members.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// An object serialized with duplicates possible and odd spacing.
+    fn document() -> impl Strategy<Value = String> {
+        let name = prop_oneof![
+            Just("azp".to_owned()),
+            Just("iss".to_owned()),
+            Just("\\u0061zp".to_owned()),
+            "[a-z]{1,4}"
+        ];
+        let space = prop_oneof![Just(""), Just(" "), Just("\n\t "), Just("\r")];
+        prop::collection::vec((name, value(), space), 0..8).prop_map(|members| {
+            let body: Vec<String> = members
+                .iter()
+                .map(|(name, value, space)| format!("{space}\"{name}\"{space}:{space}{}{space}", value))
+                .collect();
+            format!("{{{}}}", body.join(","))
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 3000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn valid_documents_read_as_serde_json_reads_them(doc in document()) {
+            prop_assert_eq!(json::top_level_members(doc.as_bytes(), ["azp", "iss"]).ok(), reference(doc.as_bytes()).ok());
+        }
+
+        #[test]
+        fn damaged_documents_are_refused_or_read_like_serde_json(
+            doc in document(),
+            edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0..3u8), 1..4),
+        ) {
+            let mut bytes = doc.into_bytes();
+            for (at, byte, kind) in edits {
+                let i = at.index(bytes.len() + 1);
+                match kind {
+                    0 => bytes.insert(i, byte),
+                    1 if i < bytes.len() => { bytes.remove(i); }
+                    _ if i < bytes.len() => bytes[i] = byte,
+                    _ => {}
+                }
+            }
+            let ours = json::top_level_members(&bytes, ["azp", "iss"]);
+            match reference(&bytes) {
+                Ok(expected) => prop_assert_eq!(ours.ok(), Some(expected)),
+                // serde_json refuses numbers beyond f64; JSON itself does not.
+                Err(e) if e.contains("number out of range") => {}
+                Err(_) => prop_assert!(ours.is_err(), "accepted what serde_json refuses: {:?}", String::from_utf8_lossy(&bytes)),
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in any::<Vec<u8>>()) {
+            let _ = json::top_level_members(&bytes, ["azp", "iss"]);
+        }
+    }
+}
