@@ -1,0 +1,314 @@
+#!/usr/bin/env python3
+"""Turns bench/results/*.csv|json (written by bench/run.sh) into BENCHMARKS.md,
+bench/results/summary.json and, with matplotlib, bench/results/chart.png.
+
+    report.py RESULTS_DIR REPORT.md
+"""
+import csv
+import json
+import os
+import statistics
+import sys
+
+# name -> (label, what it is, baseline for "ratio to no filter")
+VARIANTS = {
+    "none-token": ("(1) no filter", "token refresh, forwarded as is", "none-token"),
+    "lua-rewrite": ("(2) Lua swap", "refresh rewritten by bench/envoy/azp-swap.lua", "none-token"),
+    "buffer-token": ("(3) minimal wasm", "token refresh, body buffered and written back", "none-token"),
+    "azp-rewrite": ("(4) azp-bridge", "refresh rewritten", "none-token"),
+    "azp-pass": ("(5) azp-bridge", "refresh passed (azp is the caller)", "none-token"),
+    "none-other": ("(1) no filter", "non-token requests", "none-other"),
+    "none-other-b": ("(1b) no filter, A/A control", "non-token requests, a second identical no-filter Envoy", "none-other"),
+    "buffer-other": ("(3) minimal wasm", "non-token requests", "none-other"),
+    "azp-other": ("(6a) azp-bridge as shipped", "non-token requests: filter off for their routes", "none-other"),
+    "azp-all-other": ("(6b) azp-bridge on every route", "non-token requests: the filter sees them all", "none-other"),
+}
+
+# (id, target text, variant, reference, threshold)
+TARGETS = [
+    ("T1a", "Rewritten refresh >= 0.97x the minimal buffering filter", "azp-rewrite", "buffer-token", 0.97),
+    ("T1b", "Rewritten refresh >= 1.25x the Lua filter", "azp-rewrite", "lua-rewrite", 1.25),
+    ("T2a", "Non-token requests, shipped configuration >= 0.98x no filter", "azp-other", "none-other", 0.98),
+    ("T2b", "Non-token requests, filter sees all >= 0.99x the minimal filter", "azp-all-other", "buffer-other", 0.99),
+    ("T3", "Passing refresh >= the minimal buffering filter", "azp-pass", "buffer-token", 1.00),
+]
+# Not a target: two identical no-filter Envoys, the noise floor of a ratio.
+CONTROL = ("A/A", "Control: a second no-filter Envoy against the first (ideal 1.00)", "none-other-b", "none-other")
+
+SIZE_LIMIT = 150 * 1024
+NATIVE_LIMIT_NS = 2000
+RSS_RATIO_LIMIT = 1.1
+
+
+def med(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def load_runs(path):
+    runs = {}
+    for row in csv.DictReader(open(path)):
+        requests = int(row["requests"])
+        seconds = int(row["duration_us"]) / 1e6
+        cpu_s = int(row["envoy_cpu_ticks"]) / int(row["clk_tck"])
+        runs.setdefault(row["variant"], {})[int(row["round"])] = {
+            "requests": requests,
+            "rps": requests / seconds,
+            "p50_us": int(row["p50_us"]),
+            "p99_us": int(row["p99_us"]),
+            "cpu_us_per_req": cpu_s * 1e6 / requests if requests else float("nan"),
+            "errors": int(row["socket_errors"]) + int(row["non_2xx"]),
+        }
+    return runs
+
+
+def ratios(runs, variant, reference):
+    """Per round: throughput ratio and CPU ratio (reference cost / variant cost; > 1 is cheaper)."""
+    out = []
+    for r in sorted(set(runs.get(variant, {})) & set(runs.get(reference, {}))):
+        v, ref = runs[variant][r], runs[reference][r]
+        out.append((r, v["rps"] / ref["rps"], ref["cpu_us_per_req"] / v["cpu_us_per_req"]))
+    return out
+
+
+def verdict(value, limit):
+    return "met" if value >= limit else "**missed**"
+
+
+def main(results, report_path):
+    env = json.load(open(os.path.join(results, "environment.json")))
+    runs = load_runs(os.path.join(results, "runs.csv"))
+    summary = {"environment": env, "variants": {}, "targets": {}}
+    order = [v for v in VARIANTS if v in runs]
+
+    for v in order:
+        rs = list(runs[v].values())
+        base = VARIANTS[v][2]
+        rr = ratios(runs, v, base)
+        summary["variants"][v] = {
+            "rps": med([x["rps"] for x in rs]),
+            "rps_min": min(x["rps"] for x in rs),
+            "rps_max": max(x["rps"] for x in rs),
+            "p50_us": med([x["p50_us"] for x in rs]),
+            "p99_us": med([x["p99_us"] for x in rs]),
+            "cpu_us_per_req": med([x["cpu_us_per_req"] for x in rs]),
+            "cpu_min": min(x["cpu_us_per_req"] for x in rs),
+            "cpu_max": max(x["cpu_us_per_req"] for x in rs),
+            "errors": sum(x["errors"] for x in rs),
+            "rounds": len(rs),
+            "rps_ratio_to_no_filter": med([x[1] for x in rr]),
+            "cpu_ratio_to_no_filter": med([x[2] for x in rr]),
+        }
+
+    here = os.path.dirname(os.path.abspath(report_path))
+    bench_dir = os.path.dirname(os.path.abspath(__file__))
+    chart_link = os.path.relpath(os.path.join(os.path.abspath(results), "chart.png"), here)
+    readme_link = os.path.relpath(os.path.join(bench_dir, "README.md"), here)
+    lines = []
+    w = lines.append
+    w("# azp-bridge benchmarks")
+    w("")
+    w(f"Written by `bench/run.sh` (`make bench`); how it measures is in [bench/README.md]({readme_link}).")
+    quick = " (**quick smoke run**: too short to judge targets)" if env.get("quick") else ""
+    w(f"Run of {env['started']}: {env['rounds']} paired rounds x {env['seconds']} s per variant, "
+      f"wrk with 1 thread and {env['connections']} connections over 127.0.0.1, "
+      f"one Envoy per configuration at `--concurrency 1`"
+      + (", proxy pinned to CPU 1 and wrk and the upstream to CPU 0" if env.get("pinned") else
+         ", no CPU pinning")
+      + f"{quick}.")
+    w("")
+    w("## Machine and versions")
+    w("")
+    w("| | |")
+    w("| --- | --- |")
+    w(f"| CPUs (`nproc`) | {env['nproc']} |")
+    w(f"| CPU model | {env['cpu']} |")
+    w(f"| Kernel | {env['kernel']} |")
+    w(f"| Memory | {env['memory']} |")
+    w(f"| Load average at start | {env['loadavg_at_start']} (the machine is shared: other work ran during the benchmark) |")
+    w(f"| Envoy | {env['envoy']} |")
+    w(f"| rustc | {env['rustc']} |")
+    w(f"| wrk | {env['wrk']} |")
+    w(f"| azp-bridge | commit {env['commit']} |")
+    w("")
+    w("## Envoy in front of a direct_response upstream")
+    w("")
+    w("Medians over the rounds. Envoy CPU is the proxy process's utime+stime from `/proc` over the run, "
+      "divided by the requests served. Ratios are per round against the same round's no-filter run, "
+      "then the median: *rps ratio* = variant rps / no-filter rps; *CPU ratio* = no-filter CPU per request / "
+      "variant CPU per request (both: higher is better, 1.0 = as fast as no filter).")
+    w("")
+    w("| variant | requests | rps | p50 us | p99 us | Envoy CPU us/req | rps ratio to no filter | CPU ratio to no filter |")
+    w("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for v in order:
+        s = summary["variants"][v]
+        label, what, _ = VARIANTS[v]
+        err = f" ({s['errors']} errors!)" if s["errors"] else ""
+        w(f"| {label} | {what}{err} | {s['rps']:.0f} | {s['p50_us']:.0f} | {s['p99_us']:.0f} | "
+          f"{s['cpu_us_per_req']:.1f} | {s['rps_ratio_to_no_filter']:.3f} | {s['cpu_ratio_to_no_filter']:.3f} |")
+    w("")
+    w(f"![rps and Envoy CPU per request by variant]({chart_link})")
+    w("")
+
+    w("## Targets")
+    w("")
+    w("Ratios are the medians of per-round ratios (variant against reference in the same round); "
+      "*CPU* compares Envoy CPU per request (reference / variant), *rps* compares throughput. "
+      "On this 2-core machine the load generator and the upstream share the cores with the proxy, so "
+      "the CPU ratio is the steadier of the two.")
+    w("")
+    w("| target | CPU ratio | rps ratio | per-round CPU ratios | verdict (CPU / rps) |")
+    w("| --- | ---: | ---: | --- | --- |")
+    for tid, text, v, ref, limit in TARGETS:
+        rr = ratios(runs, v, ref)
+        if not rr:
+            continue
+        cpu, rps = med([x[2] for x in rr]), med([x[1] for x in rr])
+        per_round = " ".join(f"{x[2]:.2f}" for x in rr)
+        summary["targets"][tid] = {"text": text, "cpu_ratio": cpu, "rps_ratio": rps, "limit": limit,
+                                   "per_round_cpu": [x[2] for x in rr], "per_round_rps": [x[1] for x in rr]}
+        w(f"| {tid}: {text} | {cpu:.3f} | {rps:.3f} | {per_round} | {verdict(cpu, limit)} / {verdict(rps, limit)} |")
+
+    aa = ratios(runs, CONTROL[2], CONTROL[3])
+    if aa:
+        cpu, rps = med([x[2] for x in aa]), med([x[1] for x in aa])
+        spread = max(abs(x[2] - 1) for x in aa)
+        summary["control"] = {"cpu_ratio": cpu, "rps_ratio": rps, "per_round_cpu": [x[2] for x in aa],
+                              "per_round_rps": [x[1] for x in aa], "max_cpu_deviation": spread}
+        w(f"| {CONTROL[0]}: {CONTROL[1]} | {cpu:.3f} | {rps:.3f} | {' '.join(f'{x[2]:.2f}' for x in aa)} | "
+          f"noise: up to {spread * 100:.0f}% in a round |")
+
+    wasm = env["azp_bridge_wasm_bytes"]
+    summary["targets"]["T4"] = {"text": "azp_bridge.wasm <= 150 KiB", "bytes": wasm}
+    w(f"| T4: `azp_bridge.wasm` <= 150 KiB | {wasm / 1024:.1f} KiB ({wasm} bytes) | | "
+      f"minimal filter: {env['buffer_filter_wasm_bytes'] / 1024:.1f} KiB | {verdict(-wasm, -SIZE_LIMIT)} |")
+
+    rss_path = os.path.join(results, "rss.csv")
+    rss = {}
+    if os.path.exists(rss_path):
+        for row in csv.DictReader(open(rss_path)):
+            rss.setdefault(row["config"], {"idle": [], "after": []})
+            rss[row["config"]]["idle"].append(int(row["rss_idle_kib"]))
+            rss[row["config"]]["after"].append(int(row["rss_after_load_kib"]))
+    if {"none", "buffer", "azp"} <= set(rss):
+        after = {c: med(rss[c]["after"]) for c in rss}
+        cost_buffer, cost_azp = after["buffer"] - after["none"], after["azp"] - after["none"]
+        ratio = cost_azp / cost_buffer if cost_buffer > 0 else float("inf")
+        summary["targets"]["T5"] = {"text": "RSS cost <= 1.1x the minimal filter's",
+                                    "cost_azp_kib": cost_azp, "cost_buffer_kib": cost_buffer, "ratio": ratio}
+        w(f"| T5: RSS cost over no filter <= 1.1x the minimal filter's | {ratio:.2f}x | | "
+          f"azp-bridge +{cost_azp / 1024:.1f} MiB, minimal +{cost_buffer / 1024:.1f} MiB | {verdict(-ratio, -RSS_RATIO_LIMIT)} |")
+
+    native_path = os.path.join(results, "native.csv")
+    native = list(csv.DictReader(open(native_path))) if os.path.exists(native_path) else []
+    native_by = {r["benchmark"]: float(r["median_ns"]) for r in native}
+    if "decide/rewrite_1k" in native_by:
+        ns = native_by["decide/rewrite_1k"]
+        summary["targets"]["T6"] = {"text": "decision and rewrite <= 2 us natively", "ns": ns}
+        w(f"| T6: decision and rewrite <= 2 us natively (~1 KB body) | {ns / 1000:.2f} us | | "
+          f"pass: {native_by.get('decide/pass_same_client_1k', float('nan')) / 1000:.2f} us | {verdict(-ns, -NATIVE_LIMIT_NS)} |")
+    w("")
+
+    if rss:
+        w("## Memory at `--concurrency 2`")
+        w("")
+        w(f"VmRSS of the Envoy process (median of {env['rss_repeats']} start(s)), idle after start-up and after "
+          f"{env['seconds']} s of the rewritten-refresh load.")
+        w("")
+        w("| configuration | RSS idle MiB | RSS after load MiB | cost over no filter MiB |")
+        w("| --- | ---: | ---: | ---: |")
+        names = {"none": "no filter", "buffer": "minimal buffering wasm", "azp": "azp-bridge"}
+        for c in ("none", "buffer", "azp"):
+            if c in rss:
+                a = med(rss[c]["after"])
+                w(f"| {names[c]} | {med(rss[c]['idle']) / 1024:.1f} | {a / 1024:.1f} | "
+                  f"{(a - med(rss['none']['after'])) / 1024:+.1f} |")
+        summary["rss_kib"] = {c: {"idle": med(v["idle"]), "after": med(v["after"])} for c, v in rss.items()}
+        w("")
+
+    if native:
+        w("## Native micro-benchmark")
+        w("")
+        opt = open(os.path.join(results, "native-opt-level")).read().strip() \
+            if os.path.exists(os.path.join(results, "native-opt-level")) else "?"
+        w("`bench/native` (criterion, CPU time of the benchmarking thread), azp-bridge's policy functions "
+          f"compiled natively with the module's optimisation settings (opt-level {opt}, LTO), on the benchmark's "
+          "bodies (~950 bytes). `decide` is the whole per-request decision and rewrite; `parts` are two of its "
+          "steps; `plan` is the headers' classification; `log` is the verdict's debug line, which the filter "
+          "formats on every token request.")
+        w("")
+        w("| benchmark | median ns | 95% CI ns |")
+        w("| --- | ---: | --- |")
+        for r in native:
+            w(f"| `{r['benchmark']}` | {float(r['median_ns']):.0f} | {float(r['low_ns']):.0f} - {float(r['high_ns']):.0f} |")
+        summary["native_ns"] = native_by
+        w("")
+    v8_path = os.path.join(results, "v8.csv")
+    if os.path.exists(v8_path):
+        v8 = list(csv.DictReader(open(v8_path)))
+        w("The same decision in a plain loop, natively and as wasm32-wasip1 in Node's V8 (the engine Envoy "
+          "embeds; `--no-liftoff`, i.e. TurboFan, the tier a hot filter runs in), CPU time per call, median of "
+          "alternating runs: what running inside the VM costs by itself, without Envoy's host calls.")
+        w("")
+        w("| benchmark | native ns | in V8 (wasm) ns | V8 / native |")
+        w("| --- | ---: | ---: | ---: |")
+        for r in v8:
+            n, v = float(r["native_ns"]), float(r["v8_wasm_ns"])
+            w(f"| `{r['benchmark']}` | {n:.0f} | {v:.0f} | {v / n:.2f} |")
+        summary["v8_ns"] = {r["benchmark"]: {"native": float(r["native_ns"]), "v8": float(r["v8_wasm_ns"])} for r in v8}
+        w("")
+
+    w("## Module sizes")
+    w("")
+    w("| module | bytes | KiB |")
+    w("| --- | ---: | ---: |")
+    w(f"| azp_bridge.wasm (as built by the project: release, then wasm-opt if it does so) | {wasm} | {wasm / 1024:.1f} |")
+    b = env["buffer_filter_wasm_bytes"]
+    w(f"| buffer_filter.wasm (minimal filter) | {b} | {b / 1024:.1f} |")
+    w("")
+
+    with open(report_path, "w") as f:
+        f.write("\n".join(lines))
+    json.dump(summary, open(os.path.join(results, "summary.json"), "w"), indent=1)
+    chart(order, summary, os.path.join(results, "chart.png"), env)
+
+
+def chart(order, summary, path, env):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("report: no matplotlib, no chart", file=sys.stderr)
+        return
+    labels = [f"{VARIANTS[v][0]}\n{VARIANTS[v][1]}" for v in order]
+    s = [summary["variants"][v] for v in order]
+    colors = ["#8a8a8a" if v.startswith("none") else "#d9822b" if v.startswith("lua") else
+              "#5b8bd9" if v.startswith("buffer") else "#2e9e5b" for v in order]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 0.62 * len(order) + 2), sharey=True)
+    y = list(range(len(order)))[::-1]
+    for ax, key, lo, hi, title in (
+        (ax1, "rps", "rps_min", "rps_max", "requests per second (median, min-max)"),
+        (ax2, "cpu_us_per_req", "cpu_min", "cpu_max", "Envoy CPU per request, us (median, min-max)"),
+    ):
+        vals = [x[key] for x in s]
+        err = [[x[key] - x[lo] for x in s], [x[hi] - x[key] for x in s]]
+        ax.barh(y, vals, xerr=err, color=colors, capsize=3)
+        his = [x[hi] for x in s]
+        for yi, val, top in zip(y, vals, his):
+            ax.text(top, yi, f"  {val:.0f}" if key == "rps" else f"  {val:.1f}", va="center", fontsize=8)
+        ax.set_xlim(0, max(his) * 1.15)
+        ax.set_title(title, fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+    ax1.set_yticks(y)
+    ax1.set_yticklabels(labels, fontsize=8)
+    fig.suptitle(f"azp-bridge in Envoy {env['envoy'].split('/')[1] if '/' in env['envoy'] else ''} "
+                 f"(--concurrency 1, wrk -c{env['connections']}, {env['rounds']} rounds x {env['seconds']} s, "
+                 f"{env['nproc']} CPUs)", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    main(sys.argv[1], sys.argv[2])

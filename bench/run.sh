@@ -1,0 +1,515 @@
+#!/usr/bin/env bash
+# azp-bridge's benchmark (`make bench`): the pinned Envoy, one per configuration, in front
+# of a fast direct_response upstream, load from wrk over 127.0.0.1, paired
+# rounds alternating the variants; Envoy's own CPU time per request from /proc;
+# RSS at --concurrency 2; a native micro-benchmark of the decision; the
+# module's size. Writes BENCHMARKS.md, bench/results/*.csv|json and
+# bench/results/chart.png. See bench/README.md.
+#
+# Environment (all optional):
+#   BENCH_ROUNDS=5 BENCH_SECONDS=10   rounds, and seconds per run
+#   BENCH_QUICK=1                     smoke run (~2 min): 2 rounds x 2 s, short native bench
+#   BENCH_CONNECTIONS=8               wrk connections (one wrk thread)
+#   BENCH_WARMUP=2                    seconds of unrecorded load per variant before round 1
+#   BENCH_RSS_REPEATS=3               Envoy starts per configuration for the RSS figures
+#   BENCH_ONLY="azp-rewrite buffer-token"  run only these variants (names below)
+#   BENCH_PIN=1                       pin the proxy Envoy to CPU 1, wrk and the upstream to CPU 0
+#   BENCH_SKIP_NATIVE=1 BENCH_SKIP_RSS=1 BENCH_SKIP_VERIFY=1   skip those parts
+#   BENCH_REPORT=<path>               where the report goes (default: BENCHMARKS.md at the repo root)
+#   BENCH_RESULTS=<dir>               where the raw results and the chart go (default: bench/results)
+#   AZP_BRIDGE_WASM=<path>            measure this module instead of building the repo's
+#   BENCH_BUFFER_WASM=<path>          likewise for the minimal filter (for experiments)
+#   ENVOY_BIN, VENV                   the Envoy binary, and the virtualenv for matplotlib
+set -euo pipefail
+
+BENCH_DIR="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(dirname "${BENCH_DIR}")"
+cd "${ROOT}"
+
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+  ROUNDS="${BENCH_ROUNDS:-2}"
+  SECONDS_PER_RUN="${BENCH_SECONDS:-2}"
+  WARMUP="${BENCH_WARMUP:-1}"
+  RSS_REPEATS="${BENCH_RSS_REPEATS:-1}"
+  NATIVE_ARGS=(--warm-up-time 1 --measurement-time 1)
+  V8_ITERATIONS=4000 V8_REPEATS=1
+else
+  ROUNDS="${BENCH_ROUNDS:-5}"
+  SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
+  WARMUP="${BENCH_WARMUP:-2}"
+  RSS_REPEATS="${BENCH_RSS_REPEATS:-3}"
+  NATIVE_ARGS=(--warm-up-time 2 --measurement-time 5)
+  V8_ITERATIONS=20000 V8_REPEATS=3
+fi
+CONNECTIONS="${BENCH_CONNECTIONS:-8}"
+VENV="${VENV:-${ROOT}/.venv}"
+ENVOY_BIN="${ENVOY_BIN:-${VENV}/bin/envoy}"
+RESULTS="${BENCH_RESULTS:-${BENCH_DIR}/results}"
+REPORT="${BENCH_REPORT:-${ROOT}/BENCHMARKS.md}"
+BUFFER_WASM="${BENCH_BUFFER_WASM:-${BENCH_DIR}/buffer-filter/target/wasm32-wasip1/release/buffer_filter.wasm}"
+LUA_SCRIPT="${BENCH_DIR}/envoy/azp-swap.lua"
+CLK_TCK="$(getconf CLK_TCK)"
+
+# azp-bridge's configuration for every variant that runs it (the Lua script
+# carries the same clients).
+PLUGIN_CONFIG='{"clients":[{"client_id":"admin","client_secret":"bench-Secret/+&=","allowed_callers":["mobile","spa"],"realms":["demo"]},{"client_id":"reporting","client_secret":"rep0rting-secret","allowed_callers":["mobile"]}]}'
+# What Envoy must forward for fixtures/rewrite.form once the credentials are swapped.
+SECRET_POSTED='bench-Secret%2F%2B%26%3D'
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "FAILED: $*"; exit 1; }
+
+# --- every process started here is stopped on exit, failure or Ctrl-C ----------
+
+WORK="$(mktemp -d /tmp/azp-bench.XXXXXX)"
+PIDS=()
+stop_pid() {
+  local pid="$1" i
+  kill -TERM "${pid}" 2>/dev/null || return 0
+  for i in $(seq 1 50); do
+    kill -0 "${pid}" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "${pid}" 2>/dev/null || true
+  wait "${pid}" 2>/dev/null || true
+}
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  local pid
+  for pid in "${PIDS[@]+"${PIDS[@]}"}"; do
+    stop_pid "${pid}"
+  done
+  if [ "${status}" -ne 0 ]; then
+    log "exit status ${status}; Envoy logs kept in ${WORK}"
+  else
+    rm -rf "${WORK}"
+  fi
+  exit "${status}"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Stops one started process and forgets it.
+stop() {
+  local pid="$1" kept=() p
+  stop_pid "${pid}"
+  for p in "${PIDS[@]+"${PIDS[@]}"}"; do
+    [ "${p}" = "${pid}" ] || kept+=("${p}")
+  done
+  PIDS=("${kept[@]+"${kept[@]}"}")
+}
+
+# --- prerequisites ---------------------------------------------------------------
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else die "need root for: $*"; fi
+}
+
+ensure_wrk() {
+  command -v wrk >/dev/null && return 0
+  log "installing wrk (apt)"
+  local policy
+  policy="$(apt-cache policy wrk 2>/dev/null || true)"
+  if [[ "${policy}" != *"Candidate: "[0-9]* ]]; then
+    as_root apt-get update -qq
+    policy="$(apt-cache policy wrk 2>/dev/null || true)"
+  fi
+  [[ "${policy}" == *"Candidate: "[0-9]* ]] || die "no wrk package in the apt sources"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+  command -v wrk >/dev/null || die "wrk did not install"
+}
+
+# The pinned Envoy, the Rust target and wasm-opt come from the project's setup.
+ensure_setup() {
+  if [ ! -x "${ENVOY_BIN}" ] || ! command -v wasm-opt >/dev/null ||
+    ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then
+    log "running scripts/setup.sh"
+    scripts/setup.sh
+  fi
+  [ -x "${ENVOY_BIN}" ] || die "no Envoy at ${ENVOY_BIN}"
+}
+
+ensure_matplotlib() {
+  [ -x "${VENV}/bin/python" ] || python3 -m venv "${VENV}"
+  if ! "${VENV}/bin/python" -c 'import matplotlib' 2>/dev/null; then
+    log "installing matplotlib into ${VENV} (for the chart)"
+    "${VENV}/bin/pip" install --quiet --disable-pip-version-check matplotlib ||
+      log "matplotlib did not install: the report will have no chart"
+  fi
+}
+
+build() {
+  if [ -n "${AZP_BRIDGE_WASM:-}" ]; then
+    WASM="${AZP_BRIDGE_WASM}"
+  else
+    # The shipped bytes: the project's build (release, then wasm-opt) when it has one.
+    log "building azp_bridge.wasm as shipped"
+    if [ -x scripts/build-wasm.sh ]; then
+      scripts/build-wasm.sh >/dev/null
+    else
+      cargo build --quiet --release --lib --target wasm32-wasip1
+    fi
+    WASM="${ROOT}/target/wasm32-wasip1/release/azp_bridge.wasm"
+  fi
+  [ -f "${WASM}" ] || die "no module at ${WASM}"
+  if [ -z "${BENCH_BUFFER_WASM:-}" ]; then
+    log "building the minimal buffering filter (bench/buffer-filter)"
+    (cd "${BENCH_DIR}/buffer-filter" && cargo build --quiet --release --target wasm32-wasip1)
+    # Shrunk like the shipped module (scripts/build-wasm.sh).
+    wasm-opt -Oz --strip-debug --strip-producers --enable-bulk-memory --enable-sign-ext \
+      --enable-mutable-globals --enable-nontrapping-float-to-int "${BUFFER_WASM}" -o "${WORK}/buffer_filter.wasm"
+    BUFFER_WASM="${WORK}/buffer_filter.wasm"
+  fi
+  [ -f "${BUFFER_WASM}" ] || die "no module at ${BUFFER_WASM}"
+}
+
+free_port() { python3 "${BENCH_DIR}/tools.py" free-port; }
+
+# --- Envoy -----------------------------------------------------------------------
+
+# The proxy configurations, all derived from the shipped envoy/azp-bridge.yaml
+# (same listener, HTTP options, routes and cluster) by changing only its
+# azp_bridge HTTP filter (bench/tools.py render).
+#   none, none-b  the filter removed (none-b: a second one, the A/A control)
+#   lua           replaced by the Lua swap (envoy/filters/lua.yaml)
+#   buffer        replaced by the minimal wasm filter (envoy/filters/buffer.yaml)
+#   azp           as shipped: the filter only on the token/revoke/logout route
+#   azp-all       as shipped without `disabled: true`: the filter sees every request
+#   upstream      the direct_response upstream (envoy/upstream.yaml)
+config_source() {
+  local shipped="${ROOT}/envoy/azp-bridge.yaml"
+  case "$1" in
+    none | none-b) CONFIG_SOURCE=("${shipped}" --remove-filter) ;;
+    lua) CONFIG_SOURCE=("${shipped}" --replace-filter "${BENCH_DIR}/envoy/filters/lua.yaml") ;;
+    buffer) CONFIG_SOURCE=("${shipped}" --replace-filter "${BENCH_DIR}/envoy/filters/buffer.yaml") ;;
+    azp) CONFIG_SOURCE=("${shipped}") ;;
+    azp-all) CONFIG_SOURCE=("${shipped}" --enable-filter) ;;
+    upstream) CONFIG_SOURCE=("${BENCH_DIR}/envoy/upstream.yaml") ;;
+    *) die "unknown configuration $1" ;;
+  esac
+}
+
+# start_envoy NAME CONFIG CONCURRENCY UPSTREAM_PORT [ROLE]: starts an Envoy with
+# one of the configurations above, waits until it is ready; sets ENVOY_PID and
+# ENVOY_PORT. ROLE (proxy or upstream) only matters with BENCH_PIN=1.
+start_envoy() {
+  local name="$1" config="$2" concurrency="$3" upstream_port="$4" role="${5:-proxy}"
+  local port admin i pin=()
+  port="$(free_port)"
+  admin="$(free_port)"
+  config_source "${config}"
+  python3 "${BENCH_DIR}/tools.py" render "${CONFIG_SOURCE[0]}" "${WORK}/${name}.yaml" "${CONFIG_SOURCE[@]:1}" \
+    "LISTEN_ADDRESS=127.0.0.1" "LISTEN_PORT=${port}" "ADMIN_ADDRESS=127.0.0.1" "ADMIN_PORT=${admin}" \
+    "UPSTREAM_HOST=127.0.0.1" "UPSTREAM_PORT=${upstream_port}" \
+    "WASM_PATH=${WASM}" "BUFFER_WASM_PATH=${BUFFER_WASM}" "LUA_PATH=${LUA_SCRIPT}" \
+    "PLUGIN_CONFIG=${PLUGIN_CONFIG}" "HOLD_HEADERS=false" "HOST_ENV_KEYS=[]" || die "cannot render ${config}"
+  if [ "${BENCH_PIN:-0}" = 1 ]; then
+    if [ "${role}" = proxy ]; then pin=(taskset -c 1); else pin=(taskset -c 0); fi
+  fi
+  "${pin[@]+"${pin[@]}"}" "${ENVOY_BIN}" -c "${WORK}/${name}.yaml" --concurrency "${concurrency}" --disable-hot-restart \
+    -l warning --log-path "${WORK}/${name}.log" </dev/null >/dev/null 2>&1 &
+  ENVOY_PID=$!
+  PIDS+=("${ENVOY_PID}")
+  ENVOY_PORT="${port}"
+  for i in $(seq 1 300); do
+    if [[ "$(curl -sf "http://127.0.0.1:${admin}/ready" 2>/dev/null || true)" == LIVE* ]]; then
+      return 0
+    fi
+    kill -0 "${ENVOY_PID}" 2>/dev/null || die "Envoy ${name} exited at start-up (log: ${WORK}/${name}.log)"
+    sleep 0.1
+  done
+  die "Envoy ${name} not ready after 30 s (log: ${WORK}/${name}.log)"
+}
+
+cpu_ticks() {
+  local stat
+  stat="$(cat "/proc/$1/stat")"
+  stat="${stat##*) }"
+  # shellcheck disable=SC2086
+  set -- ${stat}
+  # After "pid (comm) ": $1 is field 3 (state); utime is field 14, stime 15.
+  echo $(( ${12} + ${13} ))
+}
+
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+# --- correctness first: every variant forwards what it should ----------------------
+
+post_form() { # PORT PATH FIXTURE
+  curl -sf -o /dev/null -H 'content-type: application/x-www-form-urlencoded' \
+    --data-binary "@${BENCH_DIR}/fixtures/$3" "http://127.0.0.1:$1$2"
+}
+
+verify() {
+  [ "${BENCH_SKIP_VERIFY:-0}" = 1 ] && return 0
+  log "verifying what each variant forwards (recording upstream)"
+  local rec_port rec_pid name
+  rec_port="$(free_port)"
+  python3 "${BENCH_DIR}/tools.py" record "${rec_port}" "${WORK}/recorded.jsonl" &
+  rec_pid=$!
+  PIDS+=("${rec_pid}")
+  local token=/realms/demo/protocol/openid-connect/token
+  local -A ports=()
+  local started=()
+  for name in none lua buffer azp azp-all; do
+    start_envoy "verify-${name}" "${name}" 1 "${rec_port}"
+    ports[${name}]="${ENVOY_PORT}"
+    started+=("${ENVOY_PID}")
+  done
+  : >"${WORK}/recorded.jsonl"
+  for name in none lua buffer azp azp-all; do
+    local p="${ports[${name}]}"
+    post_form "${p}" "${token}?v=${name}&case=rewrite" rewrite.form
+    post_form "${p}" "${token}?v=${name}&case=pass" pass.form
+    post_form "${p}" "/api/orders?v=${name}&case=other" other.form
+    curl -sf -o /dev/null "http://127.0.0.1:${p}/realms/demo/account?v=${name}&case=get"
+  done
+  for name in "${started[@]}"; do stop "${name}"; done
+  stop "${rec_pid}"
+  python3 - "${WORK}/recorded.jsonl" "${BENCH_DIR}/fixtures" "${SECRET_POSTED}" <<'EOF'
+import json, sys, urllib.parse
+recorded, fixtures, secret = sys.argv[1:]
+def fixture(name):
+    return open(f"{fixtures}/{name}", encoding="latin-1").read()
+original = fixture("rewrite.form")
+rewritten = "&".join(p for p in original.split("&") if not p.startswith("client_id=")) \
+    + f"&client_id=admin&client_secret={secret}"
+expected = {
+    ("none", "rewrite"): original, ("buffer", "rewrite"): original,
+    ("lua", "rewrite"): rewritten, ("azp", "rewrite"): rewritten, ("azp-all", "rewrite"): rewritten,
+}
+seen = {}
+for line in open(recorded):
+    e = json.loads(line)
+    q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(e["path"]).query))
+    seen[(q["v"], q["case"])] = e["body"]
+problems = []
+for v in ("none", "lua", "buffer", "azp", "azp-all"):
+    want = {"rewrite": expected[(v, "rewrite")], "pass": fixture("pass.form"),
+            "other": fixture("other.form"), "get": ""}
+    for case, body in want.items():
+        got = seen.get((v, case))
+        if got != body:
+            problems.append(f"{v}/{case}: forwarded {got!r:.80} ...")
+if problems:
+    sys.exit("verify: " + "; ".join(problems))
+print("verify: Lua and azp-bridge forward the same rewritten body; everything else byte for byte")
+EOF
+}
+
+# --- load --------------------------------------------------------------------------
+
+# Variants: name, Envoy configuration, wrk script. none-other-b is an A/A
+# control: a second, identical no-filter Envoy; how far its ratio to
+# none-other strays from 1.0 is the noise a ratio carries on this machine.
+VARIANTS=(
+  "none-token none token-rewrite.lua"
+  "lua-rewrite lua token-rewrite.lua"
+  "buffer-token buffer token-rewrite.lua"
+  "azp-rewrite azp token-rewrite.lua"
+  "azp-pass azp token-pass.lua"
+  "none-other none other.lua"
+  "none-other-b none-b other.lua"
+  "buffer-other buffer other.lua"
+  "azp-other azp other.lua"
+  "azp-all-other azp-all other.lua"
+)
+
+# run_wrk PORT SCRIPT SECONDS: prints wrk's BENCH_RESULT fields.
+run_wrk() {
+  local out
+  local pin=()
+  [ "${BENCH_PIN:-0}" = 1 ] && pin=(taskset -c 0)
+  out="$(cd "${BENCH_DIR}/wrk" && "${pin[@]+"${pin[@]}"}" wrk -t1 -c"${CONNECTIONS}" -d"$3s" --timeout 5s --latency -s "$2" "http://127.0.0.1:$1/")" ||
+    die "wrk failed: ${out}"
+  echo "${out}" >>"${WORK}/wrk.log"
+  grep '^BENCH_RESULT ' <<<"${out}" | cut -d' ' -f2- || die "no result from wrk: ${out}"
+}
+
+run_rounds() {
+  local upstream_port="$1"
+  if [ -n "${BENCH_ONLY:-}" ]; then
+    local selected=() v
+    for v in "${VARIANTS[@]}"; do
+      [[ " ${BENCH_ONLY} " == *" ${v%% *} "* ]] && selected+=("${v}")
+    done
+    [ "${#selected[@]}" -gt 0 ] || die "BENCH_ONLY names no variant"
+    VARIANTS=("${selected[@]}")
+  fi
+  local -A pid_of=() port_of=()
+  local v name cfg script order=() r i
+  for v in "${VARIANTS[@]}"; do
+    read -r name cfg script <<<"${v}"
+    [ -n "${pid_of[${cfg}]:-}" ] && continue
+    start_envoy "bench-${cfg}" "${cfg}" 1 "${upstream_port}"
+    pid_of[${cfg}]="${ENVOY_PID}"
+    port_of[${cfg}]="${ENVOY_PORT}"
+  done
+  log "warm-up: ${WARMUP} s per variant"
+  for v in "${VARIANTS[@]}"; do
+    read -r name cfg script <<<"${v}"
+    run_wrk "${port_of[${cfg}]}" "${script}" "${WARMUP}" >/dev/null
+  done
+  echo "round,variant,config,script,requests,duration_us,p50_us,p99_us,socket_errors,non_2xx,envoy_cpu_ticks,clk_tck" \
+    >"${RESULTS}/runs.csv"
+  for r in $(seq 1 "${ROUNDS}"); do
+    # Alternate the order: forward on odd rounds, backward on even ones.
+    order=()
+    if (( r % 2 )); then
+      for (( i = 0; i < ${#VARIANTS[@]}; i++ )); do order+=("${VARIANTS[i]}"); done
+    else
+      for (( i = ${#VARIANTS[@]} - 1; i >= 0; i-- )); do order+=("${VARIANTS[i]}"); done
+    fi
+    log "round ${r}/${ROUNDS}: ${#order[@]} variants x ${SECONDS_PER_RUN} s"
+    for v in "${order[@]}"; do
+      read -r name cfg script <<<"${v}"
+      local pid="${pid_of[${cfg}]}" before after result
+      before="$(cpu_ticks "${pid}")"
+      result="$(run_wrk "${port_of[${cfg}]}" "${script}" "${SECONDS_PER_RUN}")"
+      after="$(cpu_ticks "${pid}")"
+      kill -0 "${pid}" 2>/dev/null || die "Envoy ${cfg} died (log: ${WORK}/bench-${cfg}.log)"
+      echo "${r},${name},${cfg},${script},${result// /,},$(( after - before )),${CLK_TCK}" >>"${RESULTS}/runs.csv"
+    done
+  done
+  for cfg in "${!pid_of[@]}"; do stop "${pid_of[${cfg}]}"; done
+}
+
+# RSS at --concurrency 2, before and after the same load, per configuration.
+run_rss() {
+  local upstream_port="$1" rep cfg idle
+  if [ "${BENCH_SKIP_RSS:-0}" = 1 ]; then
+    rm -f "${RESULTS}/rss.csv"
+    return 0
+  fi
+  log "RSS at --concurrency 2 (${RSS_REPEATS} start(s) per configuration)"
+  echo "repeat,config,rss_idle_kib,rss_after_load_kib" >"${RESULTS}/rss.csv"
+  for rep in $(seq 1 "${RSS_REPEATS}"); do
+    for cfg in none buffer azp; do
+      start_envoy "rss-${cfg}" "${cfg}" 2 "${upstream_port}"
+      idle="$(rss_kib "${ENVOY_PID}")"
+      run_wrk "${ENVOY_PORT}" token-rewrite.lua "${SECONDS_PER_RUN}" >/dev/null
+      echo "${rep},${cfg},${idle},$(rss_kib "${ENVOY_PID}")" >>"${RESULTS}/rss.csv"
+      stop "${ENVOY_PID}"
+    done
+  done
+}
+
+run_native() {
+  if [ "${BENCH_SKIP_NATIVE:-0}" = 1 ] || [ -n "${AZP_BRIDGE_WASM:-}" ]; then
+    log "native micro-benchmark skipped"
+    rm -f "${RESULTS}/native.csv"
+    return 0
+  fi
+  # The root crate's release opt-level, so the native code is the module's code.
+  NATIVE_OPT_LEVEL="$(awk '/^\[profile.release\]/ { p = 1; next } /^\[/ { p = 0 }
+    p && /^opt-level/ { gsub(/[" ]/, "", $3); print $3 }' "${ROOT}/Cargo.toml")"
+  export CARGO_PROFILE_BENCH_OPT_LEVEL="${NATIVE_OPT_LEVEL:-3}" CARGO_PROFILE_RELEASE_OPT_LEVEL="${NATIVE_OPT_LEVEL:-3}"
+  echo "${CARGO_PROFILE_BENCH_OPT_LEVEL}" >"${RESULTS}/native-opt-level"
+  log "native micro-benchmark (bench/native, criterion, CPU time, opt-level ${CARGO_PROFILE_BENCH_OPT_LEVEL})"
+  rm -rf "${BENCH_DIR}/native/target/criterion"
+  (cd "${BENCH_DIR}/native" && cargo bench --quiet --bench decide -- "${NATIVE_ARGS[@]}") >"${WORK}/native.log" 2>&1 ||
+    { cat "${WORK}/native.log" >&2; die "native benchmark failed"; }
+  python3 - "${BENCH_DIR}/native/target/criterion" >"${RESULTS}/native.csv" <<'EOF'
+import json, pathlib, sys
+root = pathlib.Path(sys.argv[1])
+print("benchmark,median_ns,low_ns,high_ns")
+for f in sorted(root.glob("**/new/estimates.json")):
+    name = "/".join(f.relative_to(root).parts[:-2])
+    if name.startswith("report"):
+        continue
+    m = json.load(open(f))["median"]
+    ci = m["confidence_interval"]
+    print(f"{name},{m['point_estimate']:.1f},{ci['lower_bound']:.1f},{ci['upper_bound']:.1f}")
+EOF
+  run_in_v8
+}
+
+# The same decision inside V8 (Node's, the engine Envoy embeds), against the
+# same loop natively: what running as wasm costs by itself, apart from Envoy's
+# host calls. Skipped without node.
+run_in_v8() {
+  rm -f "${RESULTS}/v8.csv"
+  if ! command -v node >/dev/null; then
+    log "no node: the decision-in-V8 figure is skipped"
+    return 0
+  fi
+  log "the decision natively and in V8 (bench/native decide_loop)"
+  local native_dir="${BENCH_DIR}/native" i
+  (cd "${native_dir}" && cargo build --quiet --release --bin decide_loop &&
+    cargo build --quiet --release --bin decide_loop --target wasm32-wasip1) >"${WORK}/decide_loop.log" 2>&1 ||
+    { cat "${WORK}/decide_loop.log" >&2; die "decide_loop did not build"; }
+  local loop_wasm="${native_dir}/target/wasm32-wasip1/release/decide_loop.wasm"
+  if command -v wasm-opt >/dev/null; then # as the shipped module is
+    wasm-opt -Oz --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
+      --enable-nontrapping-float-to-int "${loop_wasm}" -o "${WORK}/decide_loop.wasm"
+    loop_wasm="${WORK}/decide_loop.wasm"
+  fi
+  : >"${WORK}/v8.txt"
+  for i in $(seq 1 "${V8_REPEATS}"); do
+    "${native_dir}/target/release/decide_loop" "${V8_ITERATIONS}" | sed 's/^/native,/' >>"${WORK}/v8.txt"
+    node --no-liftoff --no-warnings "${native_dir}/wasi.mjs" \
+      "${loop_wasm}" "${V8_ITERATIONS}" | sed 's/^/v8,/' >>"${WORK}/v8.txt"
+  done
+  python3 - "${WORK}/v8.txt" >"${RESULTS}/v8.csv" <<'EOF'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    where, name, ns = line.strip().split(",")
+    runs.setdefault(name, {}).setdefault(where, []).append(float(ns))
+print("benchmark,native_ns,v8_wasm_ns")
+for name, r in runs.items():
+    print(f"{name},{statistics.median(r['native']):.1f},{statistics.median(r['v8']):.1f}")
+EOF
+}
+
+environment() {
+  local wrk_version
+  wrk_version="$(wrk -v 2>&1 | head -n 1 || true)"
+  python3 - "${RESULTS}/environment.json" <<EOF
+import json, sys
+json.dump({
+  "nproc": "$(nproc)",
+  "cpu": """$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')""",
+  "kernel": "$(uname -r)",
+  "memory": "$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)",
+  "loadavg_at_start": "$(cut -d' ' -f1-3 /proc/loadavg)",
+  "envoy": """$("${ENVOY_BIN}" --version | grep -o 'version: .*' | head -n 1)""",
+  "rustc": "$(rustc --version)",
+  "wrk": """${wrk_version}""",
+  "commit": "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || echo ' + uncommitted changes to src/Cargo')",
+  "module": "${WASM}",
+  "azp_bridge_wasm_bytes": $(stat -c %s "${WASM}"),
+  "buffer_filter_wasm_bytes": $(stat -c %s "${BUFFER_WASM}"),
+  "rounds": ${ROUNDS}, "seconds": ${SECONDS_PER_RUN}, "connections": ${CONNECTIONS},
+  "warmup_seconds": ${WARMUP}, "rss_repeats": ${RSS_REPEATS}, "quick": "${BENCH_QUICK:-0}" == "1",
+  "pinned": "${BENCH_PIN:-0}" == "1", "only": "${BENCH_ONLY:-}",
+  "started": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
+}, open(sys.argv[1], "w"), indent=1)
+EOF
+}
+
+# --- main ----------------------------------------------------------------------------
+
+main() {
+  ensure_wrk
+  ensure_setup
+  ensure_matplotlib
+  build
+  mkdir -p "${RESULTS}"
+  environment
+  run_native
+  verify
+  start_envoy upstream upstream 1 0 upstream
+  local upstream_pid="${ENVOY_PID}" upstream_port="${ENVOY_PORT}"
+  run_rounds "${upstream_port}"
+  run_rss "${upstream_port}"
+  stop "${upstream_pid}"
+  local python=python3
+  "${VENV}/bin/python" -c 'import matplotlib' 2>/dev/null && python="${VENV}/bin/python"
+  "${python}" "${BENCH_DIR}/report.py" "${RESULTS}" "${REPORT}"
+  log "wrote ${REPORT#"${ROOT}/"} and ${RESULTS#"${ROOT}/"}/"
+}
+
+main "$@"
