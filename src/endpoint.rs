@@ -42,6 +42,11 @@ pub fn classify(method: &[u8], path: &[u8], content_type: Option<&[u8]>) -> Opti
     if method != b"POST" || !is_form(content_type?) {
         return None;
     }
+    classify_path(path)
+}
+
+/// The endpoint and realm a path names, whatever the method and body.
+pub fn classify_path(path: &[u8]) -> Option<Target> {
     let path = path.split(|&b| b == b'?').next().unwrap_or_default();
     let mut segments = path.rsplit(|&b| b == b'/');
     let endpoint = match segments.next()? {
@@ -62,7 +67,7 @@ pub fn classify(method: &[u8], path: &[u8], content_type: Option<&[u8]>) -> Opti
 }
 
 /// `application/x-www-form-urlencoded`, in any case, with optional parameters.
-fn is_form(content_type: &[u8]) -> bool {
+pub fn is_form(content_type: &[u8]) -> bool {
     let media_type = content_type.split(|&b| b == b';').next().unwrap_or_default();
     media_type
         .trim_ascii()

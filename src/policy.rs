@@ -48,17 +48,19 @@ pub struct Inspection {
 }
 
 /// Classifies a request from its headers, reading as few as it can: most
-/// requests are settled by `:method` alone.
+/// requests are settled by `:method` alone, other POSTs by `:path`.
 pub fn plan(config: &Config, headers: &dyn RequestHeaders) -> HeadPlan {
     if headers.get(":method").as_deref() != Some(b"POST") {
         return HeadPlan::Ignore;
     }
-    let (Some(path), Some(content_type)) = (headers.get(":path"), headers.get("content-type")) else {
+    // The path before the content type: it settles other POSTs with one
+    // more header read.
+    let Some(target) = headers.get(":path").and_then(|path| endpoint::classify_path(&path)) else {
         return HeadPlan::Ignore;
     };
-    let Some(target) = endpoint::classify(b"POST", &path, Some(&content_type)) else {
+    if !headers.get("content-type").is_some_and(|ct| endpoint::is_form(&ct)) {
         return HeadPlan::Ignore;
-    };
+    }
     let content_length = headers.get("content-length");
     let declared = content_length
         .as_deref()

@@ -143,6 +143,24 @@ fn plan_reads_only_the_method_of_other_methods() {
 }
 
 #[test]
+fn plan_reads_only_method_and_path_of_other_posts() {
+    struct Counting(std::cell::RefCell<Vec<String>>);
+    impl RequestHeaders for Counting {
+        fn get(&self, name: &str) -> Option<Vec<u8>> {
+            self.0.borrow_mut().push(name.to_owned());
+            match name {
+                ":method" => Some(b"POST".to_vec()),
+                ":path" => Some(b"/api/orders".to_vec()),
+                _ => Some(FORM.as_bytes().to_vec()),
+            }
+        }
+    }
+    let headers = Counting(Default::default());
+    assert_eq!(plan(&default_config(), &headers), HeadPlan::Ignore);
+    assert_eq!(*headers.0.borrow(), vec![":method", ":path"]);
+}
+
+#[test]
 fn plan_inspects_token_requests_and_refuses_declared_oversize() {
     let base = [(":method", "POST"), (":path", TOKEN_PATH), ("content-type", FORM)];
     let with = |extra: &[(&'static str, &'static str)]| plan_of(&[&base[..], extra].concat());
