@@ -236,13 +236,15 @@ impl BridgeRequest {
         let State::Buffering { inspection, body_size } = std::mem::replace(&mut self.state, State::Passing) else {
             return;
         };
+        // The body must be read whole: it is replaced as (0, its full length).
         let body = match hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size) {
             Ok(body) => body.unwrap_or_default(),
-            Err(_) => {
-                warn!("azp-bridge: request body unreadable, forwarded unchanged");
-                return;
-            }
+            Err(_) => Vec::new(),
         };
+        if body.len() != body_size {
+            warn!("azp-bridge: request body unreadable, forwarded unchanged");
+            return;
+        }
         let verdict = policy::decide(&shared.config, &inspection, &body);
         match &verdict.outcome {
             Outcome::Pass(PassReason::NotDecodable(_)) => {

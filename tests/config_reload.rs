@@ -6,12 +6,11 @@ mod support;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::http1::{self, form_post};
 use support::upstream::Upstream;
-use support::{envoy_bin, free_port, render, repo_root, wasm_path, TempDir};
+use support::{envoy_bin, free_port, local_values, render, repo_root, wasm_path, TempDir};
 
 const TOKEN_PATH: &str = "/realms/demo/protocol/openid-connect/token";
 
@@ -22,18 +21,7 @@ fn plugin(secret: &str) -> String {
 /// The shipped template's listener, as an LDS resource file.
 fn lds(listen_port: u16, plugin_config: &str) -> String {
     let template = std::fs::read_to_string(repo_root().join("envoy/azp-bridge.yaml")).unwrap();
-    let values = HashMap::from([
-        ("LISTEN_ADDRESS", "127.0.0.1".to_owned()),
-        ("LISTEN_PORT", listen_port.to_string()),
-        ("ADMIN_ADDRESS", "127.0.0.1".to_owned()),
-        ("ADMIN_PORT", "0".to_owned()),
-        ("UPSTREAM_HOST", "127.0.0.1".to_owned()),
-        ("UPSTREAM_PORT", "0".to_owned()),
-        ("WASM_PATH", wasm_path().display().to_string()),
-        ("PLUGIN_CONFIG", plugin_config.to_owned()),
-        ("HOLD_HEADERS", "false".to_owned()),
-        ("HOST_ENV_KEYS", "[]".to_owned()),
-    ]);
+    let values = local_values([listen_port, 0, 0], plugin_config, false, &[], &wasm_path());
     let config = render(&template, &values);
     let start = config.find("  - name: keycloak_front").unwrap();
     let end = config.find("  clusters:").unwrap();

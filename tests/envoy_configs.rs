@@ -5,7 +5,7 @@ mod support;
 
 use std::collections::HashMap;
 use std::process::Command;
-use support::{envoy_bin, render, repo_root, wasm_path, TempDir};
+use support::{envoy_bin, local_values, render, repo_root, wasm_path, TempDir};
 
 const PLUGIN_CONFIG: &str = r#"{"clients":[{"client_id":"spring-boot-admin-client","client_secret_env":"ADMIN_CLIENT_SECRET","allowed_callers":["mobile-app-client"]}]}"#;
 
@@ -24,18 +24,13 @@ fn validate(config: &str, env: &[(&str, &str)]) -> (bool, String) {
 }
 
 fn template_values(hold_headers: bool) -> HashMap<&'static str, String> {
-    HashMap::from([
-        ("LISTEN_ADDRESS", "127.0.0.1".to_owned()),
-        ("LISTEN_PORT", "10000".to_owned()),
-        ("ADMIN_ADDRESS", "127.0.0.1".to_owned()),
-        ("ADMIN_PORT", "9901".to_owned()),
-        ("UPSTREAM_HOST", "127.0.0.1".to_owned()),
-        ("UPSTREAM_PORT", "8080".to_owned()),
-        ("WASM_PATH", wasm_path().display().to_string()),
-        ("PLUGIN_CONFIG", PLUGIN_CONFIG.to_owned()),
-        ("HOLD_HEADERS", hold_headers.to_string()),
-        ("HOST_ENV_KEYS", r#"["ADMIN_CLIENT_SECRET"]"#.to_owned()),
-    ])
+    local_values(
+        [10000, 9901, 8080],
+        PLUGIN_CONFIG,
+        hold_headers,
+        &["ADMIN_CLIENT_SECRET"],
+        &wasm_path(),
+    )
 }
 
 #[test]

@@ -89,6 +89,31 @@ pub fn render(template: &str, values: &HashMap<&str, String>) -> String {
     out
 }
 
+/// Values for every placeholder of envoy/azp-bridge.yaml, everything on
+/// 127.0.0.1: `ports` are the listener's, the admin's and the upstream's.
+pub fn local_values(
+    ports: [u16; 3],
+    plugin_config: &str,
+    hold_headers: bool,
+    host_env_keys: &[&str],
+    wasm: &Path,
+) -> HashMap<&'static str, String> {
+    let [listen, admin, upstream] = ports;
+    let keys: Vec<String> = host_env_keys.iter().map(|k| format!("\"{k}\"")).collect();
+    HashMap::from([
+        ("LISTEN_ADDRESS", "127.0.0.1".to_owned()),
+        ("LISTEN_PORT", listen.to_string()),
+        ("ADMIN_ADDRESS", "127.0.0.1".to_owned()),
+        ("ADMIN_PORT", admin.to_string()),
+        ("UPSTREAM_HOST", "127.0.0.1".to_owned()),
+        ("UPSTREAM_PORT", upstream.to_string()),
+        ("WASM_PATH", wasm.display().to_string()),
+        ("PLUGIN_CONFIG", plugin_config.to_owned()),
+        ("HOLD_HEADERS", hold_headers.to_string()),
+        ("HOST_ENV_KEYS", format!("[{}]", keys.join(", "))),
+    ])
+}
+
 /// How to start an Envoy with azp-bridge.
 #[derive(Clone)]
 pub struct EnvoySpec {
@@ -149,22 +174,14 @@ impl EnvoySpec {
             !self.plugin_config.contains('\''),
             "plugin config goes in a single-quoted YAML string"
         );
-        let keys: Vec<String> = self.host_env_keys.iter().map(|k| format!("\"{k}\"")).collect();
-        let values = HashMap::from([
-            ("LISTEN_ADDRESS", "127.0.0.1".to_owned()),
-            ("LISTEN_PORT", listen_port.to_string()),
-            ("ADMIN_ADDRESS", "127.0.0.1".to_owned()),
-            ("ADMIN_PORT", admin_port.to_string()),
-            ("UPSTREAM_HOST", "127.0.0.1".to_owned()),
-            ("UPSTREAM_PORT", self.upstream_port.to_string()),
-            (
-                "WASM_PATH",
-                self.wasm.clone().unwrap_or_else(wasm_path).display().to_string(),
-            ),
-            ("PLUGIN_CONFIG", self.plugin_config.clone()),
-            ("HOLD_HEADERS", self.hold_headers.to_string()),
-            ("HOST_ENV_KEYS", format!("[{}]", keys.join(", "))),
-        ]);
+        let keys: Vec<&str> = self.host_env_keys.iter().map(String::as_str).collect();
+        let values = local_values(
+            [listen_port, admin_port, self.upstream_port],
+            &self.plugin_config,
+            self.hold_headers,
+            &keys,
+            &self.wasm.clone().unwrap_or_else(wasm_path),
+        );
         let mut config = render(&template, &values);
         for (from, to) in &self.edits {
             assert!(config.contains(from.as_str()), "edit target {from:?} not in config");
