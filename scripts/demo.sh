@@ -112,6 +112,7 @@ if grep -q "${ADMIN_CLIENT_SECRET}" "${RUN_DIR}/via.json" "${ENVOY_LOG}"; then f
 say "the secret appears in neither the response nor Envoy's log"
 
 bold "4. azp-bridge counters (Envoy admin /stats)"
+sleep 1.5 # the filter hands its counts to Envoy once a second
 curl -s "http://127.0.0.1:${ENVOY_ADMIN_PORT}/stats?filter=azp_bridge" | grep -v ': 0$' | sed 's/^/  /' || true
 
 if [ "${KEEP}" = "1" ]; then

@@ -1,9 +1,8 @@
 //! HTTP Basic client authentication as RFC 6749 2.3.1 defines it: the id and
 //! the secret are form-urlencoded before base64.
 
+use crate::base64::STANDARD;
 use crate::form;
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 
 /// Why a Basic header was not understood.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +45,7 @@ pub fn header_value(client_id: &str, secret: &str) -> String {
     form::encode_into(client_id.as_bytes(), &mut plain);
     plain.push(b':');
     form::encode_into(secret.as_bytes(), &mut plain);
-    format!("Basic {}", STANDARD.encode(plain))
+    format!("Basic {}", STANDARD.encode(&plain))
 }
 
 fn split_scheme(header: &[u8]) -> Option<(&[u8], &[u8])> {
@@ -59,7 +58,7 @@ mod tests {
     use super::*;
 
     fn basic(plain: &str) -> Vec<u8> {
-        format!("Basic {}", STANDARD.encode(plain)).into_bytes()
+        format!("Basic {}", STANDARD.encode(plain.as_bytes())).into_bytes()
     }
 
     #[test]
@@ -86,7 +85,7 @@ mod tests {
 
     #[test]
     fn scheme_is_case_insensitive() {
-        let header = format!("bAsIc {}", STANDARD.encode("x:y"));
+        let header = format!("bAsIc {}", STANDARD.encode(b"x:y"));
         assert_eq!(parse(header.as_bytes()).unwrap(), Authorization::Basic(b"x".to_vec()));
     }
 
@@ -108,7 +107,7 @@ mod tests {
     fn header_value_encodes_before_base64() {
         let value = header_value("my app", "p:w%d");
         let encoded = value.strip_prefix("Basic ").unwrap();
-        assert_eq!(STANDARD.decode(encoded).unwrap(), b"my+app:p%3Aw%25d");
+        assert_eq!(STANDARD.decode(encoded.as_bytes()).unwrap(), b"my+app:p%3Aw%25d");
         assert_eq!(
             parse(value.as_bytes()).unwrap(),
             Authorization::Basic(b"my app".to_vec())

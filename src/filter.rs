@@ -5,7 +5,8 @@
 //! rather than the trait helpers, which unwrap.
 
 use crate::config::{self, Config};
-use crate::policy::{self, AuthorizationChange, HeadPlan, Inspection, Outcome, PassReason, RequestHeaders};
+use crate::header_map::HeaderMap;
+use crate::policy::{self, AuthorizationChange, HeadPlan, Inspection, Outcome, PassReason};
 use log::{debug, error, info, warn};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -25,36 +26,69 @@ proxy_wasm::main! {{
     proxy_wasm::set_root_context(|_| Box::<BridgeRoot>::default());
 }}
 
-/// Counter ids, defined once per VM. Envoy shows them as `wasmcustom.azp_bridge.*`.
+/// The filter's counters (Envoy shows them as `wasmcustom.azp_bridge.*`).
+/// Requests count into the VM's memory; `flush` hands the counts to Envoy
+/// once a second (on the root context's tick), which saves a host call per
+/// request: the counters lag by at most a second.
 struct Metrics {
-    rewritten: u32,
-    rejected_body_too_large: u32,
-    passed: Vec<(&'static str, u32)>,
+    rewritten: Counter,
+    rejected_body_too_large: Counter,
+    passed: Vec<(PassReason, Counter)>,
+}
+
+struct Counter {
+    id: u32,
+    pending: Cell<u64>,
+}
+
+impl Counter {
+    fn define(name: &str) -> Option<Counter> {
+        let id = hostcalls::define_metric(MetricType::Counter, &format!("azp_bridge.{name}")).ok()?;
+        Some(Counter {
+            id,
+            pending: Cell::new(0),
+        })
+    }
+
+    fn count(&self) {
+        self.pending.set(self.pending.get().saturating_add(1));
+    }
+
+    fn flush(&self) {
+        let pending = self.pending.replace(0);
+        if pending > 0 {
+            let _ = hostcalls::increment_metric(self.id, i64::try_from(pending).unwrap_or(i64::MAX));
+        }
+    }
 }
 
 impl Metrics {
     fn define() -> Option<Metrics> {
-        let counter = |name: &str| hostcalls::define_metric(MetricType::Counter, &format!("azp_bridge.{name}")).ok();
         let passed = PassReason::ALL
             .iter()
-            .map(|reason| Some((reason.as_str(), counter(&format!("passed.{}", reason.as_str()))?)))
+            .map(|&reason| Some((reason, Counter::define(&format!("passed.{}", reason.as_str()))?)))
             .collect::<Option<Vec<_>>>()?;
         Some(Metrics {
-            rewritten: counter("rewritten")?,
-            rejected_body_too_large: counter("rejected.body_too_large")?,
+            rewritten: Counter::define("rewritten")?,
+            rejected_body_too_large: Counter::define("rejected.body_too_large")?,
             passed,
         })
     }
 
     fn count_pass(&self, reason: PassReason) {
-        if let Some((_, id)) = self.passed.iter().find(|(name, _)| *name == reason.as_str()) {
-            increment(*id);
+        let name = reason.as_str();
+        if let Some((_, counter)) = self.passed.iter().find(|(r, _)| r.as_str() == name) {
+            counter.count();
         }
     }
-}
 
-fn increment(id: u32) {
-    let _ = hostcalls::increment_metric(id, 1);
+    fn flush(&self) {
+        self.rewritten.flush();
+        self.rejected_body_too_large.flush();
+        for (_, counter) in &self.passed {
+            counter.flush();
+        }
+    }
 }
 
 /// What every request of one filter configuration shares.
@@ -73,8 +107,9 @@ impl Context for BridgeRoot {}
 impl RootContext for BridgeRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
         follow_host_log_level();
-        // Envoy's log level can change at run time (admin /logging).
-        let _ = hostcalls::set_tick_period(Duration::from_secs(5));
+        // The tick flushes the counters and follows Envoy's log level, which
+        // can change at run time (admin /logging).
+        let _ = hostcalls::set_tick_period(Duration::from_secs(1));
         let raw = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
             Ok(Some(raw)) => raw,
             _ => Vec::new(),
@@ -106,6 +141,9 @@ impl RootContext for BridgeRoot {
 
     fn on_tick(&mut self) {
         follow_host_log_level();
+        if let Some(metrics) = self.shared.as_ref().and_then(|s| s.metrics.as_ref()) {
+            metrics.flush();
+        }
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -133,31 +171,26 @@ struct BridgeRequest {
     state: State,
 }
 
-/// Request headers from Envoy: `:method` alone first (it settles most
-/// requests), then all of them in one host call: each call costs more than
-/// the copy of a few headers.
-#[derive(Default)]
-struct HostHeaders {
-    all: Cell<Option<HeaderPairs>>,
-}
-
-type HeaderPairs = Vec<(String, Vec<u8>)>;
-
-impl RequestHeaders for HostHeaders {
-    fn get(&self, name: &str) -> Option<Vec<u8>> {
-        if name == ":method" {
-            return hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name)
-                .ok()
-                .flatten();
-        }
-        let all = self
-            .all
-            .take()
-            .unwrap_or_else(|| hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default());
-        let value = all.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
-        self.all.set(Some(all));
-        value
+/// The request headers, all in one host call (each call costs more than
+/// copying a few headers). The SDK's `get_map_bytes` would allocate two
+/// vectors per header and unwraps on a name that is not UTF-8; this takes
+/// the host's buffer as it is and reads it in place (`HeaderMap`).
+fn request_headers() -> HeaderMap {
+    #[link(wasm_import_module = "env")]
+    extern "C" {
+        fn proxy_get_header_map_pairs(map_type: u32, return_data: *mut *mut u8, return_size: *mut usize) -> u32;
     }
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the host writes a pointer and a length into the two locals.
+    let status = unsafe { proxy_get_header_map_pairs(MapType::HttpRequestHeaders as u32, &mut data, &mut size) };
+    if status != 0 || data.is_null() {
+        return HeaderMap::default();
+    }
+    // SAFETY: the host allocated `size` bytes through the SDK's
+    // `proxy_on_memory_allocate` (a boxed slice of exactly that length) and
+    // hands their ownership over, as the SDK's own `get_map_bytes` assumes.
+    HeaderMap::new(unsafe { Vec::from_raw_parts(data, size, size) })
 }
 
 impl Context for BridgeRequest {}
@@ -170,7 +203,7 @@ impl HttpContext for BridgeRequest {
         let (false, Some(shared)) = (end_of_stream, self.shared.clone()) else {
             return Action::Continue;
         };
-        match policy::plan(&shared.config, &HostHeaders::default()) {
+        match policy::plan(&shared.config, &request_headers()) {
             HeadPlan::Ignore => Action::Continue,
             HeadPlan::RejectTooLarge => self.reject_too_large(&shared),
             HeadPlan::Inspect(inspection) => {
@@ -217,7 +250,7 @@ impl BridgeRequest {
     fn reject_too_large(&mut self, shared: &Shared) -> Action {
         self.state = State::Passing;
         if let Some(metrics) = &shared.metrics {
-            increment(metrics.rejected_body_too_large);
+            metrics.rejected_body_too_large.count();
         }
         warn!(
             "azp-bridge: token request body over max_body_bytes ({}), answered 413",
@@ -277,7 +310,7 @@ impl BridgeRequest {
                     }
                 }
                 if let Some(metrics) = &shared.metrics {
-                    increment(metrics.rewritten);
+                    metrics.rewritten.count();
                 }
             }
         }
@@ -288,7 +321,8 @@ impl BridgeRequest {
 #[cfg(feature = "test-trap")]
 #[allow(clippy::panic)]
 fn trap_if_asked() {
-    if HostHeaders::default().get("x-azp-bridge-test-trap").is_some() {
+    use crate::policy::RequestHeaders;
+    if request_headers().get("x-azp-bridge-test-trap").is_some() {
         panic!("deliberate trap (test-trap build)");
     }
 }

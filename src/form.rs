@@ -2,6 +2,7 @@
 //! written back byte for byte: a pair keeps its original bytes unless it is
 //! one we replace.
 
+use crate::scan;
 use std::borrow::Cow;
 
 /// One `name=value` segment of a form body, with the raw bytes it came from.
@@ -29,22 +30,25 @@ pub struct MalformedName;
 /// as they are). Names are decoded now because every name is needed to find
 /// duplicates; values are decoded on demand.
 pub fn parse(body: &[u8]) -> Result<Vec<Pair<'_>>, MalformedName> {
-    body.split(|&b| b == b'&')
-        .map(|raw| {
-            let mut halves = raw.splitn(2, |&b| b == b'=');
-            let raw_name = halves.next().unwrap_or_default();
-            let raw_value = halves.next().unwrap_or_default();
-            let name = decode(raw_name).ok_or(MalformedName)?;
-            Ok(Pair { raw, name, raw_value })
-        })
-        .collect()
+    let mut pairs = Vec::with_capacity(16);
+    for raw in scan::split(body, b'&') {
+        let (raw_name, raw_value) = scan::split_once(raw, b'=').unwrap_or((raw, b""));
+        let name = decode(raw_name).ok_or(MalformedName)?;
+        pairs.push(Pair { raw, name, raw_value });
+    }
+    Ok(pairs)
 }
 
 /// Decodes `+` as space and `%XX` as a byte. A `%` not followed by two hex
 /// digits is malformed (`None`): Keycloak refuses it, so the filter must not
 /// guess.
 pub fn decode(raw: &[u8]) -> Option<Cow<'_, [u8]>> {
-    if !raw.iter().any(|&b| b == b'%' || b == b'+') {
+    let escaped = scan::position(
+        raw,
+        |w| scan::bytes_equal(w, b'%') | scan::bytes_equal(w, b'+'),
+        |b| b == b'%' || b == b'+',
+    );
+    if escaped.is_none() {
         return Some(Cow::Borrowed(raw));
     }
     let mut out = Vec::with_capacity(raw.len());

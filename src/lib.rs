@@ -19,12 +19,15 @@
     clippy::string_slice
 )]
 
+pub mod base64;
 pub mod basic;
 pub mod config;
 pub mod endpoint;
 pub mod form;
+pub mod header_map;
 pub mod json;
 pub mod policy;
+pub mod scan;
 pub mod token;
 
 #[cfg(target_arch = "wasm32")]

@@ -4,17 +4,9 @@
 //! HMAC key, and Keycloak verifies the token after the rewrite. A forged `azp`
 //! therefore gains nothing but Keycloak's own refusal.
 
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
-use base64::engine::DecodePaddingMode;
-use base64::Engine;
-
+use crate::base64::URL_SAFE;
 use crate::json::{self, Member};
-
-/// base64url as JWS uses it: no padding, though padding is tolerated.
-const BASE64URL: GeneralPurpose = GeneralPurpose::new(
-    &base64::alphabet::URL_SAFE,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
+use crate::scan;
 
 /// The claims of a refresh token that decide a rewrite.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,13 +41,13 @@ impl TokenError {
 
 /// Decodes the payload of a compact JWS and reads `azp` and `iss`.
 pub fn claims(token: &[u8]) -> Result<Claims, TokenError> {
-    let mut segments = token.split(|&b| b == b'.');
+    let mut segments = scan::split(token, b'.');
     let (Some(_header), Some(payload), Some(_signature), None) =
         (segments.next(), segments.next(), segments.next(), segments.next())
     else {
         return Err(TokenError::NotCompactJws);
     };
-    let json = BASE64URL.decode(payload).map_err(|_| TokenError::PayloadNotBase64)?;
+    let json = URL_SAFE.decode(payload).map_err(|_| TokenError::PayloadNotBase64)?;
     // Only the two members are read (crate::json): building a serde_json
     // Value cost more than the rest of the decision together. A repeated
     // member keeps its last value, as Keycloak's JSON reader does.
@@ -74,11 +66,12 @@ pub fn claims(token: &[u8]) -> Result<Claims, TokenError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ::base64::Engine;
 
     fn jws(payload: &str) -> Vec<u8> {
         format!(
             "eyJhbGciOiJIUzUxMiJ9.{}.c2ln",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(payload)
+            ::base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(payload)
         )
         .into_bytes()
     }
@@ -107,7 +100,7 @@ mod tests {
     fn padded_payload_is_tolerated() {
         let padded = format!(
             "h.{}.s",
-            base64::engine::general_purpose::URL_SAFE.encode(r#"{"azp":"abc"}"#)
+            ::base64::engine::general_purpose::URL_SAFE.encode(r#"{"azp":"abc"}"#)
         );
         assert!(padded.contains('='));
         assert_eq!(claims(padded.as_bytes()).unwrap().azp, "abc");

@@ -275,3 +275,39 @@ mod payload_reader {
         }
     }
 }
+
+/// `azp_bridge::base64` against the `base64` crate: same bytes out, and the
+/// same inputs refused (with the padding each use allows).
+mod base64_differential {
+    use super::*;
+    use azp_bridge::base64 as ours;
+    use base64::alphabet;
+    use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+    use base64::engine::DecodePaddingMode;
+
+    const URL_INDIFFERENT: GeneralPurpose = GeneralPurpose::new(
+        &alphabet::URL_SAFE,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    const STANDARD_INDIFFERENT: GeneralPurpose = GeneralPurpose::new(
+        &alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+
+    proptest! {
+        #[test]
+        fn round_trips_like_the_crate(bytes in any::<Vec<u8>>()) {
+            prop_assert_eq!(ours::STANDARD.encode(&bytes), STANDARD.encode(&bytes));
+            let unpadded = URL_SAFE_NO_PAD.encode(&bytes);
+            prop_assert_eq!(ours::URL_SAFE.decode(unpadded.as_bytes()).ok(), Some(bytes.clone()));
+            let padded = STANDARD.encode(&bytes);
+            prop_assert_eq!(ours::STANDARD.decode(padded.as_bytes()).ok(), Some(bytes));
+        }
+
+        #[test]
+        fn decodes_and_refuses_like_the_crate(text in "[A-Za-z0-9_+/=-]{0,24}|[A-Za-z0-9]{0,10}[^A-Za-z0-9]{0,2}") {
+            prop_assert_eq!(ours::URL_SAFE.decode(text.as_bytes()).ok(), URL_INDIFFERENT.decode(&text).ok(), "{}", text);
+            prop_assert_eq!(ours::STANDARD.decode(text.as_bytes()).ok(), STANDARD_INDIFFERENT.decode(&text).ok(), "{}", text);
+        }
+    }
+}

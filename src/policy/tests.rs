@@ -1,7 +1,7 @@
 use super::*;
 use crate::config;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use base64::Engine;
+use ::base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use ::base64::Engine;
 
 const SECRET: &str = "admin-secret/+&=";
 const SECRET_POSTED: &str = "admin-secret%2F%2B%26%3D";
@@ -87,11 +87,8 @@ fn basic_header(id: &str, secret: &str) -> CallerHeader {
 struct Headers(Vec<(&'static str, &'static str)>);
 
 impl RequestHeaders for Headers {
-    fn get(&self, name: &str) -> Option<Vec<u8>> {
-        self.0
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_bytes().to_vec())
+    fn get(&self, name: &str) -> Option<&[u8]> {
+        self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_bytes())
     }
 }
 
@@ -132,9 +129,9 @@ fn plan_ignores_what_is_not_a_token_request() {
 fn plan_reads_only_the_method_of_other_methods() {
     struct Counting(std::cell::RefCell<Vec<String>>);
     impl RequestHeaders for Counting {
-        fn get(&self, name: &str) -> Option<Vec<u8>> {
+        fn get(&self, name: &str) -> Option<&[u8]> {
             self.0.borrow_mut().push(name.to_owned());
-            (name == ":method").then(|| b"GET".to_vec())
+            (name == ":method").then_some(&b"GET"[..])
         }
     }
     let headers = Counting(Default::default());
@@ -146,12 +143,12 @@ fn plan_reads_only_the_method_of_other_methods() {
 fn plan_reads_only_method_and_path_of_other_posts() {
     struct Counting(std::cell::RefCell<Vec<String>>);
     impl RequestHeaders for Counting {
-        fn get(&self, name: &str) -> Option<Vec<u8>> {
+        fn get(&self, name: &str) -> Option<&[u8]> {
             self.0.borrow_mut().push(name.to_owned());
             match name {
-                ":method" => Some(b"POST".to_vec()),
-                ":path" => Some(b"/api/orders".to_vec()),
-                _ => Some(FORM.as_bytes().to_vec()),
+                ":method" => Some(b"POST"),
+                ":path" => Some(b"/api/orders"),
+                _ => Some(FORM.as_bytes()),
             }
         }
     }
@@ -642,4 +639,18 @@ fn basic_target_header_is_redacted_in_debug() {
     let debug = format!("{verdict:?}");
     assert!(debug.contains("Set(<redacted>)"), "{debug}");
     assert!(!debug.contains(&STANDARD.encode("basic-admin:b%3As")));
+}
+
+#[test]
+fn heap_sort_orders_like_the_standard_sort() {
+    let words: Vec<Vec<u8>> = (0..200u32)
+        .map(|i| format!("{}", (i * 7919) % 97).into_bytes())
+        .collect();
+    for len in [0, 1, 2, 3, 7, 64, 200] {
+        let mut ours: Vec<&[u8]> = words.iter().take(len).map(Vec::as_slice).collect();
+        let mut std = ours.clone();
+        heap_sort(&mut ours);
+        std.sort();
+        assert_eq!(ours, std, "{len} items");
+    }
 }

@@ -290,7 +290,9 @@ impl Envoy {
     }
 
     /// The azp-bridge counters, by name without the `wasmcustom.azp_bridge.` prefix.
+    /// The filter hands its counts to Envoy once a second; this waits for that.
     pub fn counters(&self) -> HashMap<String, u64> {
+        std::thread::sleep(Duration::from_millis(1500));
         let resp = http1::get(self.admin_port, "/stats?filter=azp_bridge").unwrap();
         String::from_utf8_lossy(&resp.body)
             .lines()

@@ -19,8 +19,8 @@ const PASS: &[u8] = include_bytes!("../../fixtures/pass.form");
 struct Headers(Vec<(&'static str, Vec<u8>)>);
 
 impl RequestHeaders for Headers {
-    fn get(&self, name: &str) -> Option<Vec<u8>> {
-        self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone())
+    fn get(&self, name: &str) -> Option<&[u8]> {
+        self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_slice())
     }
 }
 
