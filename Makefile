@@ -11,7 +11,7 @@ all: build
 setup:
 	@scripts/setup.sh
 
-## The release module (cargo, then wasm-opt -Oz).
+## The release module (cargo, then wasm-opt: scripts/wasm-opt.sh).
 build: setup
 	@scripts/build-wasm.sh
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the release module and shrinks it with binaryen's wasm-opt -Oz (in
-# place), so every user of target/wasm32-wasip1/release/azp_bridge.wasm (tests,
+# Builds the release module and shrinks it with binaryen's wasm-opt
+# (scripts/wasm-opt.sh, in place), so every user of target/wasm32-wasip1/release/azp_bridge.wasm (tests,
 # demo, image, benchmarks) gets the shipped bytes. Extra arguments go to cargo
 # (e.g. --features test-trap --target-dir target/test-trap).
 set -euo pipefail
@@ -16,18 +16,13 @@ cargo build --quiet --release --lib --target wasm32-wasip1 "$@"
 module="${target_dir}/wasm32-wasip1/release/azp_bridge.wasm"
 marker="${module}.optimized.sha256"
 
-# Only when the module is not already the optimized one: wasm-opt is not
-# idempotent in size, and cargo may link a fresh copy from deps/.
-if [ ! -f "${marker}" ] || [ "$(sha256sum < "${module}")" != "$(cat "${marker}")" ]; then
-  if ! command -v wasm-opt >/dev/null; then
-    echo "build-wasm: wasm-opt is missing: run scripts/setup.sh" >&2
-    exit 1
-  fi
-  wasm-opt -Oz --strip-debug --strip-producers \
-    --enable-bulk-memory --enable-sign-ext --enable-mutable-globals --enable-nontrapping-float-to-int \
-    "${module}" -o "${module}.tmp"
+# Only when the module is not already the optimized one (by these flags):
+# wasm-opt is not idempotent in size, and cargo may link a fresh copy from deps/.
+stamp() { echo "$(sha256sum < "${module}") $(sha256sum < scripts/wasm-opt.sh)"; }
+if [ ! -f "${marker}" ] || [ "$(stamp)" != "$(cat "${marker}")" ]; then
+  scripts/wasm-opt.sh "${module}" "${module}.tmp"
   # Replace the file, not its contents: cargo hard-links it to deps/.
   mv "${module}.tmp" "${module}"
-  sha256sum < "${module}" > "${marker}"
+  stamp > "${marker}"
 fi
 echo "build-wasm: ${module} $(stat -c %s "${module}") bytes"

@@ -4,7 +4,7 @@
 //! Errors name the field and the problem and never repeat a value: a value in
 //! the wrong place may well be a secret.
 
-use serde_json::{Map, Value};
+use crate::json::value::{self, Value};
 use std::fmt;
 
 /// Envoy's own default buffer limit; a larger body never reaches the filter.
@@ -84,11 +84,11 @@ fn error(field: impl Into<String>, problem: impl Into<String>) -> ConfigError {
 /// Parses the plugin configuration. `env` looks up environment variables
 /// (the VM's, exposed by `vm_config.environment_variables`).
 pub fn parse(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-    let root: Value = serde_json::from_slice(json).map_err(|e| {
-        // serde_json's message may quote input; only its position is kept.
+    let root = value::parse(json).map_err(|e| {
+        // Only the position: the input may hold a secret.
         error(
             "(root)",
-            format!("is not valid JSON (line {}, column {})", e.line(), e.column()),
+            format!("is not valid JSON (line {}, column {})", e.line, e.column),
         )
     })?;
     let root = object(&root, "(root)")?;
@@ -211,12 +211,16 @@ fn target_client(value: &Value, path: &str, env: &dyn Fn(&str) -> Option<String>
     })
 }
 
-fn object<'a>(value: &'a Value, path: &str) -> Result<&'a Map<String, Value>, ConfigError> {
-    value.as_object().ok_or_else(|| error(path, "must be an object"))
+fn object<'a>(value: &'a Value, path: &str) -> Result<&'a Value, ConfigError> {
+    match value {
+        Value::Object(_) => Ok(value),
+        _ => Err(error(path, "must be an object")),
+    }
 }
 
-fn only_known(map: &Map<String, Value>, path: &str, known: &[&str]) -> Result<(), ConfigError> {
-    match map.keys().find(|k| !known.contains(&k.as_str())) {
+fn only_known(map: &Value, path: &str, known: &[&str]) -> Result<(), ConfigError> {
+    let mut names = map.as_object().unwrap_or_default().iter().map(|(name, _)| name);
+    match names.find(|k| !known.contains(&k.as_str())) {
         None => Ok(()),
         Some(unknown) => {
             let unknown: String = unknown.chars().take(64).collect();
@@ -233,7 +237,7 @@ fn only_known(map: &Map<String, Value>, path: &str, known: &[&str]) -> Result<()
     }
 }
 
-fn required_string(map: &Map<String, Value>, path: &str, key: &str) -> Result<String, ConfigError> {
+fn required_string(map: &Value, path: &str, key: &str) -> Result<String, ConfigError> {
     match map.get(key) {
         None => Err(error(path, "is missing")),
         Some(Value::String(s)) if s.is_empty() => Err(error(path, "must not be empty")),

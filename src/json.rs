@@ -8,6 +8,8 @@
 
 use crate::scan;
 
+pub mod value;
+
 /// A top-level member's value, as far as the caller cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Member {
