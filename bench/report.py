@@ -111,7 +111,7 @@ def main(results, report_path):
     quick = " (**quick smoke run**: too short to judge targets)" if env.get("quick") else ""
     w(f"Run of {env['started']}: {env['rounds']} paired rounds x {env['seconds']} s per variant, "
       f"wrk with 1 thread and {env['connections']} connections over 127.0.0.1, "
-      f"one Envoy per configuration at `--concurrency 1`"
+      f"a fresh proxy Envoy for every run at `--concurrency 1`"
       + (", proxy pinned to CPU 1 and wrk and the upstream to CPU 0" if env.get("pinned") else
          ", no CPU pinning")
       + f"{quick}.")
@@ -234,7 +234,7 @@ def main(results, report_path):
           f"compiled natively with the module's optimisation settings (opt-level {opt}, LTO), on the benchmark's "
           "bodies (~950 bytes). `decide` is the whole per-request decision and rewrite; `parts` are two of its "
           "steps; `plan` is the headers' classification; `log` is the verdict's debug line, which the filter "
-          "formats on every token request.")
+          "formats only when Envoy logs at debug level.")
         w("")
         w("| benchmark | median ns | 95% CI ns |")
         w("| --- | ---: | --- |")

@@ -10,10 +10,10 @@
 #   BENCH_ROUNDS=5 BENCH_SECONDS=10   rounds, and seconds per run
 #   BENCH_QUICK=1                     smoke run (~2 min): 2 rounds x 2 s, short native bench
 #   BENCH_CONNECTIONS=8               wrk connections (one wrk thread)
-#   BENCH_WARMUP=2                    seconds of unrecorded load per variant before round 1
+#   BENCH_WARMUP=2                    seconds of unrecorded load before each recorded run
 #   BENCH_RSS_REPEATS=3               Envoy starts per configuration for the RSS figures
 #   BENCH_ONLY="azp-rewrite buffer-token"  run only these variants (names below)
-#   BENCH_PIN=1                       pin the proxy Envoy to CPU 1, wrk and the upstream to CPU 0
+#   BENCH_PIN=1                       (default) pin the proxy Envoy to CPU 1, wrk and the upstream to CPU 0; 0: no pinning
 #   BENCH_SKIP_NATIVE=1 BENCH_SKIP_RSS=1 BENCH_SKIP_VERIFY=1   skip those parts
 #   BENCH_REPORT=<path>               where the report goes (default: BENCHMARKS.md at the repo root)
 #   BENCH_RESULTS=<dir>               where the raw results and the chart go (default: bench/results)
@@ -42,6 +42,9 @@ else
   V8_ITERATIONS=20000 V8_REPEATS=3
 fi
 CONNECTIONS="${BENCH_CONNECTIONS:-8}"
+# Pinning needs two CPUs (and taskset).
+PIN="${BENCH_PIN:-1}"
+if [ "$(nproc)" -lt 2 ] || ! command -v taskset >/dev/null; then PIN=0; fi
 VENV="${VENV:-${ROOT}/.venv}"
 ENVOY_BIN="${ENVOY_BIN:-${VENV}/bin/envoy}"
 RESULTS="${BENCH_RESULTS:-${BENCH_DIR}/results}"
@@ -158,8 +161,7 @@ build() {
     log "building the minimal buffering filter (bench/buffer-filter)"
     (cd "${BENCH_DIR}/buffer-filter" && cargo build --quiet --release --target wasm32-wasip1)
     # Shrunk like the shipped module (scripts/build-wasm.sh).
-    wasm-opt -Oz --strip-debug --strip-producers --enable-bulk-memory --enable-sign-ext \
-      --enable-mutable-globals --enable-nontrapping-float-to-int "${BUFFER_WASM}" -o "${WORK}/buffer_filter.wasm"
+    "${ROOT}/scripts/wasm-opt.sh" "${BUFFER_WASM}" "${WORK}/buffer_filter.wasm"
     BUFFER_WASM="${WORK}/buffer_filter.wasm"
   fi
   [ -f "${BUFFER_WASM}" ] || die "no module at ${BUFFER_WASM}"
@@ -205,7 +207,7 @@ start_envoy() {
     "UPSTREAM_HOST=127.0.0.1" "UPSTREAM_PORT=${upstream_port}" \
     "WASM_PATH=${WASM}" "BUFFER_WASM_PATH=${BUFFER_WASM}" "LUA_PATH=${LUA_SCRIPT}" \
     "PLUGIN_CONFIG=${PLUGIN_CONFIG}" "HOLD_HEADERS=false" "HOST_ENV_KEYS=[]" || die "cannot render ${config}"
-  if [ "${BENCH_PIN:-0}" = 1 ]; then
+  if [ "${PIN}" = 1 ]; then
     if [ "${role}" = proxy ]; then pin=(taskset -c 1); else pin=(taskset -c 0); fi
   fi
   "${pin[@]+"${pin[@]}"}" "${ENVOY_BIN}" -c "${WORK}/${name}.yaml" --concurrency "${concurrency}" --disable-hot-restart \
@@ -321,7 +323,7 @@ VARIANTS=(
 run_wrk() {
   local out
   local pin=()
-  [ "${BENCH_PIN:-0}" = 1 ] && pin=(taskset -c 0)
+  [ "${PIN}" = 1 ] && pin=(taskset -c 0)
   out="$(cd "${BENCH_DIR}/wrk" && "${pin[@]+"${pin[@]}"}" wrk -t1 -c"${CONNECTIONS}" -d"$3s" --timeout 5s --latency -s "$2" "http://127.0.0.1:$1/")" ||
     die "wrk failed: ${out}"
   echo "${out}" >>"${WORK}/wrk.log"
@@ -338,20 +340,7 @@ run_rounds() {
     [ "${#selected[@]}" -gt 0 ] || die "BENCH_ONLY names no variant"
     VARIANTS=("${selected[@]}")
   fi
-  local -A pid_of=() port_of=()
   local v name cfg script order=() r i
-  for v in "${VARIANTS[@]}"; do
-    read -r name cfg script <<<"${v}"
-    [ -n "${pid_of[${cfg}]:-}" ] && continue
-    start_envoy "bench-${cfg}" "${cfg}" 1 "${upstream_port}"
-    pid_of[${cfg}]="${ENVOY_PID}"
-    port_of[${cfg}]="${ENVOY_PORT}"
-  done
-  log "warm-up: ${WARMUP} s per variant"
-  for v in "${VARIANTS[@]}"; do
-    read -r name cfg script <<<"${v}"
-    run_wrk "${port_of[${cfg}]}" "${script}" "${WARMUP}" >/dev/null
-  done
   echo "round,variant,config,script,requests,duration_us,p50_us,p99_us,socket_errors,non_2xx,envoy_cpu_ticks,clk_tck" \
     >"${RESULTS}/runs.csv"
   for r in $(seq 1 "${ROUNDS}"); do
@@ -362,18 +351,24 @@ run_rounds() {
     else
       for (( i = ${#VARIANTS[@]} - 1; i >= 0; i-- )); do order+=("${VARIANTS[i]}"); done
     fi
-    log "round ${r}/${ROUNDS}: ${#order[@]} variants x ${SECONDS_PER_RUN} s"
+    log "round ${r}/${ROUNDS}: ${#order[@]} variants x ${SECONDS_PER_RUN} s (a fresh Envoy each)"
     for v in "${order[@]}"; do
       read -r name cfg script <<<"${v}"
-      local pid="${pid_of[${cfg}]}" before after result
+      # A fresh proxy per run: two long-lived Envoys with the same
+      # configuration differed by up to 6% in CPU per request (memory
+      # layout), a bias that pairing cannot remove; a new one per run turns
+      # it into noise that the median over rounds absorbs.
+      start_envoy "bench-${cfg}-${r}" "${cfg}" 1 "${upstream_port}"
+      local pid="${ENVOY_PID}" port="${ENVOY_PORT}" before after result
+      run_wrk "${port}" "${script}" "${WARMUP}" >/dev/null
       before="$(cpu_ticks "${pid}")"
-      result="$(run_wrk "${port_of[${cfg}]}" "${script}" "${SECONDS_PER_RUN}")"
+      result="$(run_wrk "${port}" "${script}" "${SECONDS_PER_RUN}")"
       after="$(cpu_ticks "${pid}")"
-      kill -0 "${pid}" 2>/dev/null || die "Envoy ${cfg} died (log: ${WORK}/bench-${cfg}.log)"
+      kill -0 "${pid}" 2>/dev/null || die "Envoy ${cfg} died (log: ${WORK}/bench-${cfg}-${r}.log)"
       echo "${r},${name},${cfg},${script},${result// /,},$(( after - before )),${CLK_TCK}" >>"${RESULTS}/runs.csv"
+      stop "${pid}"
     done
   done
-  for cfg in "${!pid_of[@]}"; do stop "${pid_of[${cfg}]}"; done
 }
 
 # RSS at --concurrency 2, before and after the same load, per configuration.
@@ -402,14 +397,26 @@ run_native() {
     rm -f "${RESULTS}/native.csv"
     return 0
   fi
-  # The root crate's release opt-level, so the native code is the module's code.
-  NATIVE_OPT_LEVEL="$(awk '/^\[profile.release\]/ { p = 1; next } /^\[/ { p = 0 }
+  # The module's optimisation, so the native code is the module's code: the
+  # root crate's release opt-level for the dependencies, and its
+  # [profile.release.package.azp-bridge] opt-level (if any) for azp-bridge.
+  local base_opt crate_opt
+  base_opt="$(awk '/^\[profile.release\]/ { p = 1; next } /^\[/ { p = 0 }
     p && /^opt-level/ { gsub(/[" ]/, "", $3); print $3 }' "${ROOT}/Cargo.toml")"
-  export CARGO_PROFILE_BENCH_OPT_LEVEL="${NATIVE_OPT_LEVEL:-3}" CARGO_PROFILE_RELEASE_OPT_LEVEL="${NATIVE_OPT_LEVEL:-3}"
-  echo "${CARGO_PROFILE_BENCH_OPT_LEVEL}" >"${RESULTS}/native-opt-level"
-  log "native micro-benchmark (bench/native, criterion, CPU time, opt-level ${CARGO_PROFILE_BENCH_OPT_LEVEL})"
+  crate_opt="$(awk '/^\[profile.release.package.azp-bridge\]/ { p = 1; next } /^\[/ { p = 0 }
+    p && /^opt-level/ { gsub(/[" ]/, "", $3); print $3 }' "${ROOT}/Cargo.toml")"
+  base_opt="${base_opt:-3}"
+  crate_opt="${crate_opt:-${base_opt}}"
+  export CARGO_PROFILE_BENCH_OPT_LEVEL="${base_opt}" CARGO_PROFILE_RELEASE_OPT_LEVEL="${base_opt}"
+  # cargo --config wants numbers bare and letters quoted.
+  local quoted="${crate_opt}"
+  [[ "${crate_opt}" =~ ^[0-9]$ ]] || quoted="\"${crate_opt}\""
+  NATIVE_CARGO_CONFIG=(--config "profile.release.package.azp-bridge.opt-level=${quoted}"
+    --config "profile.bench.package.azp-bridge.opt-level=${quoted}")
+  echo "${crate_opt} (dependencies ${base_opt})" >"${RESULTS}/native-opt-level"
+  log "native micro-benchmark (bench/native, criterion, CPU time, azp-bridge at opt-level ${crate_opt})"
   rm -rf "${BENCH_DIR}/native/target/criterion"
-  (cd "${BENCH_DIR}/native" && cargo bench --quiet --bench decide -- "${NATIVE_ARGS[@]}") >"${WORK}/native.log" 2>&1 ||
+  (cd "${BENCH_DIR}/native" && cargo bench --quiet "${NATIVE_CARGO_CONFIG[@]}" --bench decide -- "${NATIVE_ARGS[@]}") >"${WORK}/native.log" 2>&1 ||
     { cat "${WORK}/native.log" >&2; die "native benchmark failed"; }
   python3 - "${BENCH_DIR}/native/target/criterion" >"${RESULTS}/native.csv" <<'EOF'
 import json, pathlib, sys
@@ -437,13 +444,12 @@ run_in_v8() {
   fi
   log "the decision natively and in V8 (bench/native decide_loop)"
   local native_dir="${BENCH_DIR}/native" i
-  (cd "${native_dir}" && cargo build --quiet --release --bin decide_loop &&
-    cargo build --quiet --release --bin decide_loop --target wasm32-wasip1) >"${WORK}/decide_loop.log" 2>&1 ||
+  (cd "${native_dir}" && cargo build --quiet --release "${NATIVE_CARGO_CONFIG[@]}" --bin decide_loop &&
+    cargo build --quiet --release "${NATIVE_CARGO_CONFIG[@]}" --bin decide_loop --target wasm32-wasip1) >"${WORK}/decide_loop.log" 2>&1 ||
     { cat "${WORK}/decide_loop.log" >&2; die "decide_loop did not build"; }
   local loop_wasm="${native_dir}/target/wasm32-wasip1/release/decide_loop.wasm"
   if command -v wasm-opt >/dev/null; then # as the shipped module is
-    wasm-opt -Oz --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
-      --enable-nontrapping-float-to-int "${loop_wasm}" -o "${WORK}/decide_loop.wasm"
+    "${ROOT}/scripts/wasm-opt.sh" "${loop_wasm}" "${WORK}/decide_loop.wasm"
     loop_wasm="${WORK}/decide_loop.wasm"
   fi
   : >"${WORK}/v8.txt"
@@ -484,7 +490,7 @@ json.dump({
   "buffer_filter_wasm_bytes": $(stat -c %s "${BUFFER_WASM}"),
   "rounds": ${ROUNDS}, "seconds": ${SECONDS_PER_RUN}, "connections": ${CONNECTIONS},
   "warmup_seconds": ${WARMUP}, "rss_repeats": ${RSS_REPEATS}, "quick": "${BENCH_QUICK:-0}" == "1",
-  "pinned": "${BENCH_PIN:-0}" == "1", "only": "${BENCH_ONLY:-}",
+  "pinned": "${PIN}" == "1", "only": "${BENCH_ONLY:-}",
   "started": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
 }, open(sys.argv[1], "w"), indent=1)
 EOF
