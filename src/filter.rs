@@ -102,7 +102,22 @@ struct BridgeRoot {
     shared: Option<Rc<Shared>>,
 }
 
-impl Context for BridgeRoot {}
+impl Context for BridgeRoot {
+    /// The plugin is going away (a new configuration, or shutdown): hand over
+    /// the counts of the last second rather than lose them.
+    fn on_done(&mut self) -> bool {
+        self.flush_counters();
+        true
+    }
+}
+
+impl BridgeRoot {
+    fn flush_counters(&self) {
+        if let Some(metrics) = self.shared.as_ref().and_then(|s| s.metrics.as_ref()) {
+            metrics.flush();
+        }
+    }
+}
 
 impl RootContext for BridgeRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
@@ -141,9 +156,7 @@ impl RootContext for BridgeRoot {
 
     fn on_tick(&mut self) {
         follow_host_log_level();
-        if let Some(metrics) = self.shared.as_ref().and_then(|s| s.metrics.as_ref()) {
-            metrics.flush();
-        }
+        self.flush_counters();
     }
 
     fn get_type(&self) -> Option<ContextType> {
