@@ -33,7 +33,7 @@ proxy_wasm::main! {{
 struct Metrics {
     rewritten: Counter,
     rejected_body_too_large: Counter,
-    passed: Vec<(PassReason, Counter)>,
+    passed: Vec<(&'static str, Counter)>,
 }
 
 struct Counter {
@@ -66,7 +66,12 @@ impl Metrics {
     fn define() -> Option<Metrics> {
         let passed = PassReason::ALL
             .iter()
-            .map(|&reason| Some((reason, Counter::define(&format!("passed.{}", reason.as_str()))?)))
+            .map(|reason| {
+                Some((
+                    reason.as_str(),
+                    Counter::define(&format!("passed.{}", reason.as_str()))?,
+                ))
+            })
             .collect::<Option<Vec<_>>>()?;
         Some(Metrics {
             rewritten: Counter::define("rewritten")?,
@@ -76,8 +81,7 @@ impl Metrics {
     }
 
     fn count_pass(&self, reason: PassReason) {
-        let name = reason.as_str();
-        if let Some((_, counter)) = self.passed.iter().find(|(r, _)| r.as_str() == name) {
+        if let Some((_, counter)) = self.passed.iter().find(|(name, _)| *name == reason.as_str()) {
             counter.count();
         }
     }

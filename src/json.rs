@@ -200,7 +200,8 @@ impl Reader<'_> {
                 }
             }
         }
-        // UTF-8 was checked for the whole text (`top_level_members`).
+        // UTF-8 is checked once for the whole text by the entry points
+        // (`top_level_members`, `value::parse`).
         Ok(())
     }
 

@@ -265,6 +265,23 @@ local function json_scalar(s, pos)
   return match(s, "^[eE][+-]?%d+()", p) or p
 end
 
+-- Position after `"name":` at pos (inside a skipped object), or nil.
+local function member_name(s, pos)
+  if byte(s, pos) ~= 34 then
+    return nil
+  end
+  local ok
+  ok, pos = json_string(s, pos, false)
+  if not ok then
+    return nil
+  end
+  pos = skip_ws(s, pos)
+  if byte(s, pos) ~= 58 then
+    return nil
+  end
+  return pos + 1
+end
+
 -- Position after the value at pos (any JSON value), or nil. Iterative.
 local function json_skip(s, pos)
   local stack, depth = {}, 0
@@ -289,19 +306,10 @@ local function json_skip(s, pos)
         stack[depth] = c
         opened = true
         if c == 123 then
-          if byte(s, pos) ~= 34 then
+          pos = member_name(s, pos)
+          if not pos then
             return nil
           end
-          local ok
-          ok, pos = json_string(s, pos, false)
-          if not ok then
-            return nil
-          end
-          pos = skip_ws(s, pos)
-          if byte(s, pos) ~= 58 then
-            return nil
-          end
-          pos = pos + 1
         end
       end
     else
@@ -322,20 +330,10 @@ local function json_skip(s, pos)
         if c == 44 then
           pos = pos + 1
           if top == 123 then
-            pos = skip_ws(s, pos)
-            if byte(s, pos) ~= 34 then
+            pos = member_name(s, skip_ws(s, pos))
+            if not pos then
               return nil
             end
-            local ok
-            ok, pos = json_string(s, pos, false)
-            if not ok then
-              return nil
-            end
-            pos = skip_ws(s, pos)
-            if byte(s, pos) ~= 58 then
-              return nil
-            end
-            pos = pos + 1
           end
           break
         elseif c == (top == 123 and 125 or 93) then
