@@ -19,6 +19,7 @@
 #   BENCH_RESULTS=<dir>               where the raw results and the chart go (default: bench/results)
 #   AZP_BRIDGE_WASM=<path>            measure this module instead of building the repo's
 #   BENCH_BUFFER_WASM=<path>          likewise for the minimal filter (for experiments)
+#   BENCH_BUFFER_HEADERS_WASM=<path>  likewise for the minimal filter that also reads the headers
 #   ENVOY_BIN, VENV                   the Envoy binary, and the virtualenv for matplotlib
 set -euo pipefail
 
@@ -50,6 +51,7 @@ ENVOY_BIN="${ENVOY_BIN:-${VENV}/bin/envoy}"
 RESULTS="${BENCH_RESULTS:-${BENCH_DIR}/results}"
 REPORT="${BENCH_REPORT:-${ROOT}/BENCHMARKS.md}"
 BUFFER_WASM="${BENCH_BUFFER_WASM:-${BENCH_DIR}/buffer-filter/target/wasm32-wasip1/release/buffer_filter.wasm}"
+BUFFER_HEADERS_WASM="${BENCH_BUFFER_HEADERS_WASM:-${BENCH_DIR}/buffer-filter/target/read-headers/wasm32-wasip1/release/buffer_filter.wasm}"
 LUA_SCRIPT="${BENCH_DIR}/envoy/azp-swap.lua"
 CLK_TCK="$(getconf CLK_TCK)"
 
@@ -165,6 +167,14 @@ build() {
     BUFFER_WASM="${WORK}/buffer_filter.wasm"
   fi
   [ -f "${BUFFER_WASM}" ] || die "no module at ${BUFFER_WASM}"
+  if [ -z "${BENCH_BUFFER_HEADERS_WASM:-}" ]; then
+    log "building the minimal filter that also reads the headers (--features read-headers)"
+    (cd "${BENCH_DIR}/buffer-filter" &&
+      cargo build --quiet --release --target wasm32-wasip1 --features read-headers --target-dir target/read-headers)
+    "${ROOT}/scripts/wasm-opt.sh" "${BUFFER_HEADERS_WASM}" "${WORK}/buffer_filter_headers.wasm"
+    BUFFER_HEADERS_WASM="${WORK}/buffer_filter_headers.wasm"
+  fi
+  [ -f "${BUFFER_HEADERS_WASM}" ] || die "no module at ${BUFFER_HEADERS_WASM}"
 }
 
 free_port() { python3 "${BENCH_DIR}/tools.py" free-port; }
@@ -177,6 +187,7 @@ free_port() { python3 "${BENCH_DIR}/tools.py" free-port; }
 #   none, none-b  the filter removed (none-b: a second one, the A/A control)
 #   lua           replaced by the Lua swap (envoy/filters/lua.yaml)
 #   buffer        replaced by the minimal wasm filter (envoy/filters/buffer.yaml)
+#   buffer-headers  the same, built to also read the request headers once
 #   azp           as shipped: the filter only on the token/revoke/logout route
 #   azp-all       as shipped without `disabled: true`: the filter sees every request
 #   upstream      the direct_response upstream (envoy/upstream.yaml)
@@ -185,7 +196,7 @@ config_source() {
   case "$1" in
     none | none-b) CONFIG_SOURCE=("${shipped}" --remove-filter) ;;
     lua) CONFIG_SOURCE=("${shipped}" --replace-filter "${BENCH_DIR}/envoy/filters/lua.yaml") ;;
-    buffer) CONFIG_SOURCE=("${shipped}" --replace-filter "${BENCH_DIR}/envoy/filters/buffer.yaml") ;;
+    buffer | buffer-headers) CONFIG_SOURCE=("${shipped}" --replace-filter "${BENCH_DIR}/envoy/filters/buffer.yaml") ;;
     azp) CONFIG_SOURCE=("${shipped}") ;;
     azp-all) CONFIG_SOURCE=("${shipped}" --enable-filter) ;;
     upstream) CONFIG_SOURCE=("${BENCH_DIR}/envoy/upstream.yaml") ;;
@@ -202,10 +213,12 @@ start_envoy() {
   port="$(free_port)"
   admin="$(free_port)"
   config_source "${config}"
+  local buffer_wasm="${BUFFER_WASM}"
+  [ "${config}" = buffer-headers ] && buffer_wasm="${BUFFER_HEADERS_WASM}"
   python3 "${BENCH_DIR}/tools.py" render "${CONFIG_SOURCE[0]}" "${WORK}/${name}.yaml" "${CONFIG_SOURCE[@]:1}" \
     "LISTEN_ADDRESS=127.0.0.1" "LISTEN_PORT=${port}" "ADMIN_ADDRESS=127.0.0.1" "ADMIN_PORT=${admin}" \
     "UPSTREAM_HOST=127.0.0.1" "UPSTREAM_PORT=${upstream_port}" \
-    "WASM_PATH=${WASM}" "BUFFER_WASM_PATH=${BUFFER_WASM}" "LUA_PATH=${LUA_SCRIPT}" \
+    "WASM_PATH=${WASM}" "BUFFER_WASM_PATH=${buffer_wasm}" "LUA_PATH=${LUA_SCRIPT}" \
     "PLUGIN_CONFIG=${PLUGIN_CONFIG}" "HOLD_HEADERS=false" "HOST_ENV_KEYS=[]" || die "cannot render ${config}"
   if [ "${PIN}" = 1 ]; then
     if [ "${role}" = proxy ]; then pin=(taskset -c 1); else pin=(taskset -c 0); fi
@@ -255,13 +268,13 @@ verify() {
   local token=/realms/demo/protocol/openid-connect/token
   local -A ports=()
   local started=()
-  for name in none lua buffer azp azp-all; do
+  for name in none lua buffer buffer-headers azp azp-all; do
     start_envoy "verify-${name}" "${name}" 1 "${rec_port}"
     ports[${name}]="${ENVOY_PORT}"
     started+=("${ENVOY_PID}")
   done
   : >"${WORK}/recorded.jsonl"
-  for name in none lua buffer azp azp-all; do
+  for name in none lua buffer buffer-headers azp azp-all; do
     local p="${ports[${name}]}"
     post_form "${p}" "${token}?v=${name}&case=rewrite" rewrite.form
     post_form "${p}" "${token}?v=${name}&case=pass" pass.form
@@ -279,7 +292,7 @@ original = fixture("rewrite.form")
 rewritten = "&".join(p for p in original.split("&") if not p.startswith("client_id=")) \
     + f"&client_id=admin&client_secret={secret}"
 expected = {
-    ("none", "rewrite"): original, ("buffer", "rewrite"): original,
+    ("none", "rewrite"): original, ("buffer", "rewrite"): original, ("buffer-headers", "rewrite"): original,
     ("lua", "rewrite"): rewritten, ("azp", "rewrite"): rewritten, ("azp-all", "rewrite"): rewritten,
 }
 seen = {}
@@ -288,7 +301,7 @@ for line in open(recorded):
     q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(e["path"]).query))
     seen[(q["v"], q["case"])] = e["body"]
 problems = []
-for v in ("none", "lua", "buffer", "azp", "azp-all"):
+for v in ("none", "lua", "buffer", "buffer-headers", "azp", "azp-all"):
     want = {"rewrite": expected[(v, "rewrite")], "pass": fixture("pass.form"),
             "other": fixture("other.form"), "get": ""}
     for case, body in want.items():
@@ -310,6 +323,7 @@ VARIANTS=(
   "none-token none token-rewrite.lua"
   "lua-rewrite lua token-rewrite.lua"
   "buffer-token buffer token-rewrite.lua"
+  "bufhdr-token buffer-headers token-rewrite.lua"
   "azp-rewrite azp token-rewrite.lua"
   "azp-pass azp token-pass.lua"
   "none-other none other.lua"
@@ -488,6 +502,7 @@ json.dump({
   "module": "${WASM}",
   "azp_bridge_wasm_bytes": $(stat -c %s "${WASM}"),
   "buffer_filter_wasm_bytes": $(stat -c %s "${BUFFER_WASM}"),
+  "buffer_filter_headers_wasm_bytes": $(stat -c %s "${BUFFER_HEADERS_WASM}"),
   "rounds": ${ROUNDS}, "seconds": ${SECONDS_PER_RUN}, "connections": ${CONNECTIONS},
   "warmup_seconds": ${WARMUP}, "rss_repeats": ${RSS_REPEATS}, "quick": "${BENCH_QUICK:-0}" == "1",
   "pinned": "${PIN}" == "1", "only": "${BENCH_ONLY:-}",

@@ -5,6 +5,11 @@
 //! headers leave (a rewrite may change the length; Envoy then frames the body
 //! itself), buffers the body to its end, reads it out of Envoy and writes the
 //! same bytes back. Requests without a body pass at the headers callback.
+//!
+//! With the `read-headers` feature it also reads the request headers, in one
+//! host call read in place as azp-bridge reads them, and decides nothing with
+//! them: the floor of a filter that must see a header (the path, the
+//! caller's Authorization) before it knows whether to buffer.
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -37,6 +42,8 @@ impl Context for BufferRequest {}
 impl HttpContext for BufferRequest {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         if !end_of_stream {
+            #[cfg(feature = "read-headers")]
+            read_request_headers();
             self.buffering = true;
             let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, "content-length", None);
         }
@@ -55,5 +62,26 @@ impl HttpContext for BufferRequest {
             let _ = hostcalls::set_buffer(BufferType::HttpRequestBody, 0, body.len(), &body);
         }
         Action::Continue
+    }
+}
+
+/// All request headers in one host call, kept in the buffer the host filled
+/// (what azp-bridge's `request_headers` does before it plans).
+#[cfg(feature = "read-headers")]
+fn read_request_headers() {
+    #[link(wasm_import_module = "env")]
+    extern "C" {
+        fn proxy_get_header_map_pairs(map_type: u32, return_data: *mut *mut u8, return_size: *mut usize) -> u32;
+    }
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the host writes a pointer and a length into the two locals.
+    let status = unsafe { proxy_get_header_map_pairs(MapType::HttpRequestHeaders as u32, &mut data, &mut size) };
+    if status == 0 && !data.is_null() {
+        // SAFETY: the host allocated `size` bytes through the SDK's
+        // `proxy_on_memory_allocate` and hands their ownership over.
+        let headers = unsafe { Vec::from_raw_parts(data, size, size) };
+        // Not optimised away: the host call is an import; the buffer is freed here.
+        std::hint::black_box(&headers);
     }
 }
