@@ -6,7 +6,7 @@
 # -O2 without binaryen's inlining: -Oz made the module 5% smaller but, by
 # inlining into large functions, cost V8 30% more memory per Envoy (RSS at
 # --concurrency 2) for no measurable speed; the per-request code is already
-# inlined by LLVM at opt-level 3 (see bench/LIMITS.md).
+# inlined by LLVM (see bench/LIMITS.md).
 set -euo pipefail
 if [ "$#" -ne 2 ]; then
   echo "usage: scripts/wasm-opt.sh IN.wasm OUT.wasm" >&2
