@@ -11,7 +11,7 @@
 #   BENCH_QUICK=1                     smoke run (~2 min): 2 rounds x 2 s, short native bench
 #   BENCH_CONNECTIONS=8               wrk connections (one wrk thread)
 #   BENCH_WARMUP=2                    seconds of unrecorded load before each recorded run
-#   BENCH_RSS_REPEATS=3               Envoy starts per configuration for the RSS figures
+#   BENCH_RSS_REPEATS=5               Envoy starts per configuration for the RSS figures (median)
 #   BENCH_ONLY="azp-rewrite buffer-token"  run only these variants (names below)
 #   BENCH_PIN=1                       (default) pin the proxy Envoy to CPU 1, wrk and the upstream to CPU 0; 0: no pinning
 #   BENCH_SKIP_NATIVE=1 BENCH_SKIP_RSS=1 BENCH_SKIP_VERIFY=1   skip those parts
@@ -38,7 +38,7 @@ else
   ROUNDS="${BENCH_ROUNDS:-5}"
   SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
   WARMUP="${BENCH_WARMUP:-2}"
-  RSS_REPEATS="${BENCH_RSS_REPEATS:-3}"
+  RSS_REPEATS="${BENCH_RSS_REPEATS:-5}"
   NATIVE_ARGS=(--warm-up-time 2 --measurement-time 5)
   V8_ITERATIONS=20000 V8_REPEATS=3
 fi
