@@ -6,6 +6,7 @@
 
 use crate::config::{self, Config};
 use crate::header_map::HeaderMap;
+use crate::host_headers;
 use crate::policy::{self, AuthorizationChange, HeadPlan, Inspection, Outcome, PassReason};
 use log::{debug, error, info, warn};
 use proxy_wasm::hostcalls;
@@ -189,25 +190,11 @@ struct BridgeRequest {
 }
 
 /// The request headers, all in one host call (each call costs more than
-/// copying a few headers). The SDK's `get_map_bytes` would allocate two
-/// vectors per header and unwraps on a name that is not UTF-8; this takes
-/// the host's buffer as it is and reads it in place (`HeaderMap`).
+/// copying a few headers), read in place.
 fn request_headers() -> HeaderMap {
-    #[link(wasm_import_module = "env")]
-    extern "C" {
-        fn proxy_get_header_map_pairs(map_type: u32, return_data: *mut *mut u8, return_size: *mut usize) -> u32;
-    }
-    let mut data: *mut u8 = std::ptr::null_mut();
-    let mut size: usize = 0;
-    // SAFETY: the host writes a pointer and a length into the two locals.
-    let status = unsafe { proxy_get_header_map_pairs(MapType::HttpRequestHeaders as u32, &mut data, &mut size) };
-    if status != 0 || data.is_null() {
-        return HeaderMap::default();
-    }
-    // SAFETY: the host allocated `size` bytes through the SDK's
-    // `proxy_on_memory_allocate` (a boxed slice of exactly that length) and
-    // hands their ownership over, as the SDK's own `get_map_bytes` assumes.
-    HeaderMap::new(unsafe { Vec::from_raw_parts(data, size, size) })
+    host_headers::request_header_bytes()
+        .map(HeaderMap::new)
+        .unwrap_or_default()
 }
 
 impl Context for BridgeRequest {}

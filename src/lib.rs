@@ -3,8 +3,8 @@
 //! caller's client credentials for those of the token's `azp` client.
 //!
 //! Everything that decides lives in plain Rust modules ([`policy`] and the
-//! parsers it uses), tested natively; `filter` adapts it to proxy-wasm and is
-//! only built for wasm.
+//! parsers it uses), tested natively; `filter` adapts it to proxy-wasm (with
+//! `host_headers`, its one raw host call) and is only built for wasm.
 
 // A panic traps the VM and takes the filter down for every request on that
 // worker: nothing outside tests may unwrap, index or panic.
@@ -32,3 +32,5 @@ pub mod token;
 
 #[cfg(target_arch = "wasm32")]
 mod filter;
+#[cfg(target_arch = "wasm32")]
+mod host_headers;

@@ -65,23 +65,14 @@ impl HttpContext for BufferRequest {
     }
 }
 
-/// All request headers in one host call, kept in the buffer the host filled
-/// (what azp-bridge's `request_headers` does before it plans).
+/// azp-bridge's own header read, the same source file.
+#[cfg(feature = "read-headers")]
+#[path = "../../../src/host_headers.rs"]
+mod host_headers;
+
+/// All request headers in one host call, as azp-bridge reads them before it
+/// plans; the buffer is freed unread.
 #[cfg(feature = "read-headers")]
 fn read_request_headers() {
-    #[link(wasm_import_module = "env")]
-    extern "C" {
-        fn proxy_get_header_map_pairs(map_type: u32, return_data: *mut *mut u8, return_size: *mut usize) -> u32;
-    }
-    let mut data: *mut u8 = std::ptr::null_mut();
-    let mut size: usize = 0;
-    // SAFETY: the host writes a pointer and a length into the two locals.
-    let status = unsafe { proxy_get_header_map_pairs(MapType::HttpRequestHeaders as u32, &mut data, &mut size) };
-    if status == 0 && !data.is_null() {
-        // SAFETY: the host allocated `size` bytes through the SDK's
-        // `proxy_on_memory_allocate` and hands their ownership over.
-        let headers = unsafe { Vec::from_raw_parts(data, size, size) };
-        // Not optimised away: the host call is an import; the buffer is freed here.
-        std::hint::black_box(&headers);
-    }
+    std::hint::black_box(host_headers::request_header_bytes());
 }
