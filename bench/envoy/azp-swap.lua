@@ -265,21 +265,22 @@ local function json_scalar(s, pos)
   return match(s, "^[eE][+-]?%d+()", p) or p
 end
 
--- Position after `"name":` at pos (inside a skipped object), or nil.
-local function member_name(s, pos)
+-- The member name at pos (decoded if asked, else true) and the position
+-- after its `:`, or nil.
+local function member_name(s, pos, decode)
   if byte(s, pos) ~= 34 then
     return nil
   end
-  local ok
-  ok, pos = json_string(s, pos, false)
-  if not ok then
+  local name
+  name, pos = json_string(s, pos, decode)
+  if not name then
     return nil
   end
   pos = skip_ws(s, pos)
   if byte(s, pos) ~= 58 then
     return nil
   end
-  return pos + 1
+  return name, pos + 1
 end
 
 -- Position after the value at pos (any JSON value), or nil. Iterative.
@@ -306,7 +307,8 @@ local function json_skip(s, pos)
         stack[depth] = c
         opened = true
         if c == 123 then
-          pos = member_name(s, pos)
+          local _
+          _, pos = member_name(s, pos, false)
           if not pos then
             return nil
           end
@@ -330,7 +332,8 @@ local function json_skip(s, pos)
         if c == 44 then
           pos = pos + 1
           if top == 123 then
-            pos = member_name(s, skip_ws(s, pos))
+            local _
+            _, pos = member_name(s, skip_ws(s, pos), false)
             if not pos then
               return nil
             end
@@ -358,19 +361,12 @@ local function read_claims(s)
   local azp, iss, seen_iss
   if byte(s, pos) ~= 125 then
     while true do
-      if byte(s, pos) ~= 34 then
-        return nil
-      end
       local key
-      key, pos = json_string(s, pos, true)
+      key, pos = member_name(s, pos, true)
       if not key then
         return nil
       end
       pos = skip_ws(s, pos)
-      if byte(s, pos) ~= 58 then
-        return nil
-      end
-      pos = skip_ws(s, pos + 1)
       if key == "azp" or key == "iss" then
         local value
         if byte(s, pos) == 34 then
