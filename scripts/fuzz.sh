@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # `make fuzz`: coverage-guided fuzzing (libFuzzer via cargo fuzz, nightly Rust)
 # of the form parser, token reader, configuration parser and the whole
-# decision and rewrite, with the invariants of tests/support/invariants.rs.
+# decision and rewrite, and whole requests (Content-Type and body mutated
+# together), with the invariants of tests/support/invariants.rs.
 # FUZZ_SECONDS per target (default 60); FUZZ_TARGETS to choose (default all).
 # Seeds are in fuzz/seeds/<target>; what the fuzzer finds goes to fuzz/corpus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
-FUZZ_TARGETS="${FUZZ_TARGETS:-form token config decide}"
+FUZZ_TARGETS="${FUZZ_TARGETS:-form token config decide request}"
 
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked

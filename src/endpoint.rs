@@ -1,6 +1,6 @@
-//! Which requests are Keycloak client-authenticated token requests, decided
-//! from the request line and headers alone so that every other request passes
-//! without its body being buffered.
+//! Which paths are Keycloak's client-authenticated token endpoints, decided
+//! from `:path` alone so that every other request passes without its body
+//! being buffered (the method and `Content-Type` are the policy's `plan`).
 
 /// The Keycloak endpoints that bind a token to its client (`azp`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,15 +36,6 @@ pub struct Target {
     pub realm: String,
 }
 
-/// Recognises `POST <any prefix>/realms/{realm}/protocol/openid-connect/{token|revoke|logout}`
-/// with a form body. Anything else is `None`.
-pub fn classify(method: &[u8], path: &[u8], content_type: Option<&[u8]>) -> Option<Target> {
-    if method != b"POST" || !is_form(content_type?) {
-        return None;
-    }
-    classify_path(path)
-}
-
 /// The endpoint and realm a path names, whatever the method and body.
 pub fn classify_path(path: &[u8]) -> Option<Target> {
     let path = path.split(|&b| b == b'?').next().unwrap_or_default();
@@ -66,19 +57,9 @@ pub fn classify_path(path: &[u8]) -> Option<Target> {
     Some(Target { endpoint, realm })
 }
 
-/// `application/x-www-form-urlencoded`, in any case, with optional parameters.
-pub fn is_form(content_type: &[u8]) -> bool {
-    let media_type = content_type.split(|&b| b == b';').next().unwrap_or_default();
-    media_type
-        .trim_ascii()
-        .eq_ignore_ascii_case(b"application/x-www-form-urlencoded")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const FORM: Option<&[u8]> = Some(b"application/x-www-form-urlencoded");
 
     fn target(endpoint: Endpoint, realm: &str) -> Option<Target> {
         Some(Target {
@@ -96,11 +77,7 @@ mod tests {
             ("logout", Endpoint::Logout),
         ] {
             let path = format!("{base}{name}");
-            assert_eq!(
-                classify(b"POST", path.as_bytes(), FORM),
-                target(endpoint, "demo"),
-                "{path}"
-            );
+            assert_eq!(classify_path(path.as_bytes()), target(endpoint, "demo"), "{path}");
         }
     }
 
@@ -112,7 +89,7 @@ mod tests {
             "realms/demo/protocol/openid-connect/token",
         ] {
             assert_eq!(
-                classify(b"POST", path.as_bytes(), FORM),
+                classify_path(path.as_bytes()),
                 target(Endpoint::Token, "demo"),
                 "{path}"
             );
@@ -122,7 +99,7 @@ mod tests {
     #[test]
     fn query_string_is_ignored() {
         assert_eq!(
-            classify(b"POST", b"/realms/demo/protocol/openid-connect/token?x=/revoke", FORM),
+            classify_path(b"/realms/demo/protocol/openid-connect/token?x=/revoke"),
             target(Endpoint::Token, "demo")
         );
     }
@@ -130,7 +107,7 @@ mod tests {
     #[test]
     fn realm_is_kept_as_sent() {
         assert_eq!(
-            classify(b"POST", b"/realms/my%20realm/protocol/openid-connect/token", FORM),
+            classify_path(b"/realms/my%20realm/protocol/openid-connect/token"),
             target(Endpoint::Token, "my%20realm")
         );
     }
@@ -150,42 +127,12 @@ mod tests {
             "",
             "/",
         ] {
-            assert_eq!(classify(b"POST", path.as_bytes(), FORM), None, "{path}");
+            assert_eq!(classify_path(path.as_bytes()), None, "{path}");
         }
-    }
-
-    #[test]
-    fn only_post() {
-        let path = b"/realms/demo/protocol/openid-connect/token";
-        for method in [&b"GET"[..], b"PUT", b"post", b"OPTIONS"] {
-            assert_eq!(classify(method, path, FORM), None);
-        }
-    }
-
-    #[test]
-    fn only_form_bodies() {
-        let path = b"/realms/demo/protocol/openid-connect/token";
-        assert!(classify(b"POST", path, Some(b"Application/X-WWW-Form-Urlencoded; charset=UTF-8")).is_some());
-        assert!(classify(
-            b"POST",
-            path,
-            Some(b" application/x-www-form-urlencoded ;charset=utf-8")
-        )
-        .is_some());
-        assert_eq!(classify(b"POST", path, Some(b"application/json")), None);
-        assert_eq!(classify(b"POST", path, Some(b"multipart/form-data; boundary=x")), None);
-        assert_eq!(
-            classify(b"POST", path, Some(b"application/x-www-form-urlencodedx")),
-            None
-        );
-        assert_eq!(classify(b"POST", path, None), None);
     }
 
     #[test]
     fn non_utf8_realm_does_not_match() {
-        assert_eq!(
-            classify(b"POST", b"/realms/\xff/protocol/openid-connect/token", FORM),
-            None
-        );
+        assert_eq!(classify_path(b"/realms/\xff/protocol/openid-connect/token"), None);
     }
 }

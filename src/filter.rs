@@ -7,7 +7,7 @@
 use crate::config::{self, Config};
 use crate::header_map::HeaderMap;
 use crate::host_headers;
-use crate::policy::{self, AuthorizationChange, HeadPlan, Inspection, Outcome, PassReason};
+use crate::policy::{self, AuthorizationChange, HeadPlan, Inspection, Outcome, PassReason, Verdict};
 use log::{debug, error, info, warn};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -209,6 +209,14 @@ impl HttpContext for BridgeRequest {
         };
         match policy::plan(&shared.config, &request_headers()) {
             HeadPlan::Ignore => Action::Continue,
+            HeadPlan::Pass(target, reason) => {
+                let verdict = Verdict::pass(reason, None, None);
+                warn!("azp-bridge: {}", verdict.describe(&shared.config, &target));
+                if let Some(metrics) = &shared.metrics {
+                    metrics.count_pass(reason);
+                }
+                Action::Continue
+            }
             HeadPlan::RejectTooLarge => self.reject_too_large(&shared),
             HeadPlan::Inspect(inspection) => {
                 self.state = State::Buffering {
@@ -284,7 +292,7 @@ impl BridgeRequest {
         }
         let verdict = policy::decide(&shared.config, &inspection, &body);
         match &verdict.outcome {
-            Outcome::Pass(PassReason::NotDecodable(_)) => {
+            Outcome::Pass(PassReason::NotDecodable(_) | PassReason::Ambiguous(_)) => {
                 warn!("azp-bridge: {}", verdict.describe(&shared.config, &inspection.target))
             }
             _ if log::log_enabled!(log::Level::Debug) => {

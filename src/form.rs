@@ -1,8 +1,18 @@
 //! `application/x-www-form-urlencoded` bodies, read without copying and
 //! written back byte for byte: a pair keeps its original bytes unless it is
 //! one we replace.
+//!
+//! Only bodies that every form reader reads alike are accepted. Keycloak's
+//! reader (Quarkus RESTEasy Reactive) differs from a plain one in ways an
+//! attacker can use to make it see other parameters than the filter does
+//! (SECURITY.md, "Rewrite only unambiguous requests"): it decodes escapes
+//! with the `Content-Type` charset, turns raw non-ASCII bytes into Latin-1
+//! characters, and counts empty names as parameters. So a body is read only
+//! when it is ASCII, its names are plain (`[A-Za-z0-9_.-]`, no escapes), it
+//! has no `;` and no empty segment, and every escape is well formed and
+//! decodes to UTF-8. Anything else is [`Ambiguity`]: the caller forwards it
+//! unchanged.
 
-use crate::scan;
 use std::borrow::Cow;
 
 /// One `name=value` segment of a form body, with the raw bytes it came from.
@@ -10,45 +20,84 @@ use std::borrow::Cow;
 pub struct Pair<'a> {
     /// The segment exactly as sent (between two `&`, or the body's ends).
     pub raw: &'a [u8],
-    /// The decoded name.
-    pub name: Cow<'a, [u8]>,
+    /// The name: plain bytes, never escaped.
+    pub name: &'a [u8],
     raw_value: &'a [u8],
 }
 
 impl<'a> Pair<'a> {
-    /// The decoded value; `None` when its percent-encoding is malformed.
-    pub fn value(&self) -> Option<Cow<'a, [u8]>> {
-        decode(self.raw_value)
+    /// The decoded value (checked well formed when the body was parsed).
+    pub fn value(&self) -> Cow<'a, [u8]> {
+        decode(self.raw_value).unwrap_or(Cow::Borrowed(b""))
     }
 }
 
-/// The body could not be read as a form.
+/// Why a body is not read: a form reader could read it otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MalformedName;
+pub enum Ambiguity {
+    NotAscii,
+    Semicolon,
+    EmptySegment,
+    NameNotPlain,
+    MalformedEscape,
+    ValueNotUtf8,
+}
 
-/// Splits a body into its segments, empty ones included (they are forwarded
-/// as they are). Names are decoded now because every name is needed to find
-/// duplicates; values are decoded on demand.
-pub fn parse(body: &[u8]) -> Result<Vec<Pair<'_>>, MalformedName> {
+impl Ambiguity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ambiguity::NotAscii => "body has a byte outside ASCII",
+            Ambiguity::Semicolon => "body has a ';'",
+            Ambiguity::EmptySegment => "body has an empty parameter name",
+            Ambiguity::NameNotPlain => "a parameter name is not plain [A-Za-z0-9_.-]",
+            Ambiguity::MalformedEscape => "a value has a malformed percent-escape",
+            Ambiguity::ValueNotUtf8 => "a value's escapes do not decode to UTF-8",
+        }
+    }
+}
+
+/// Splits an unambiguous body into its segments; an empty body has none.
+pub fn parse(body: &[u8]) -> Result<Vec<Pair<'_>>, Ambiguity> {
+    if body.is_empty() {
+        return Ok(Vec::new());
+    }
+    if !body.is_ascii() {
+        return Err(Ambiguity::NotAscii);
+    }
+    if body.contains(&b';') {
+        return Err(Ambiguity::Semicolon);
+    }
     let mut pairs = Vec::with_capacity(16);
-    for raw in scan::split(body, b'&') {
-        let (raw_name, raw_value) = scan::split_once(raw, b'=').unwrap_or((raw, b""));
-        let name = decode(raw_name).ok_or(MalformedName)?;
+    for raw in body.split(|&b| b == b'&') {
+        let (name, raw_value) = match raw.iter().position(|&b| b == b'=') {
+            Some(eq) => (raw.get(..eq).unwrap_or_default(), raw.get(eq + 1..).unwrap_or_default()),
+            None => (raw, &b""[..]),
+        };
+        if name.is_empty() {
+            return Err(Ambiguity::EmptySegment);
+        }
+        if !name.iter().all(|&b| is_plain_name_byte(b)) {
+            return Err(Ambiguity::NameNotPlain);
+        }
+        let value = decode(raw_value).ok_or(Ambiguity::MalformedEscape)?;
+        if std::str::from_utf8(&value).is_err() {
+            return Err(Ambiguity::ValueNotUtf8);
+        }
         pairs.push(Pair { raw, name, raw_value });
     }
     Ok(pairs)
+}
+
+/// The bytes a parameter name may have: every reader reads them alike.
+pub fn is_plain_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')
 }
 
 /// Decodes `+` as space and `%XX` as a byte. A `%` not followed by two hex
 /// digits is malformed (`None`): Keycloak refuses it, so the filter must not
 /// guess.
 pub fn decode(raw: &[u8]) -> Option<Cow<'_, [u8]>> {
-    let escaped = scan::position(
-        raw,
-        |w| scan::bytes_equal(w, b'%') | scan::bytes_equal(w, b'+'),
-        |b| b == b'%' || b == b'+',
-    );
-    if escaped.is_none() {
+    if !raw.iter().any(|&b| b == b'%' || b == b'+') {
         return Some(Cow::Borrowed(raw));
     }
     let mut out = Vec::with_capacity(raw.len());
@@ -112,50 +161,90 @@ mod tests {
         let pairs = parse(b"a=1&b=%41+B&c").unwrap();
         assert_eq!(pairs.len(), 3);
         assert_eq!(pairs[1].raw, b"b=%41+B");
-        assert_eq!(pairs[1].value().unwrap().as_ref(), b"A B");
-        assert_eq!(pairs[2].name.as_ref(), b"c");
-        assert_eq!(pairs[2].value().unwrap().as_ref(), b"");
+        assert_eq!(pairs[1].value().as_ref(), b"A B");
+        assert_eq!(pairs[2].name, b"c");
+        assert_eq!(pairs[2].value().as_ref(), b"");
     }
 
     #[test]
-    fn keeps_empty_segments() {
-        assert_eq!(
-            names(b"&a=1&&"),
-            vec![b"".to_vec(), b"a".to_vec(), b"".to_vec(), b"".to_vec()]
-        );
-        assert_eq!(names(b""), vec![b"".to_vec()]);
+    fn an_empty_body_has_no_segments() {
+        assert_eq!(parse(b""), Ok(Vec::new()));
     }
 
     #[test]
     fn value_may_contain_equals() {
         let pairs = parse(b"t=a=b==").unwrap();
-        assert_eq!(pairs[0].value().unwrap().as_ref(), b"a=b==");
+        assert_eq!(pairs[0].value().as_ref(), b"a=b==");
     }
 
     #[test]
-    fn decodes_percent_and_plus_in_names() {
+    fn plain_names_of_every_allowed_byte() {
         assert_eq!(
-            names(b"client%5Fid=x&a+b=y"),
-            vec![b"client_id".to_vec(), b"a b".to_vec()]
+            names(b"client_id=x&A.z-9_=y"),
+            vec![b"client_id".to_vec(), b"A.z-9_".to_vec()]
         );
     }
 
     #[test]
-    fn malformed_percent_encoding_is_refused() {
-        assert_eq!(decode(b"%"), None);
-        assert_eq!(decode(b"%4"), None);
-        assert_eq!(decode(b"%zz"), None);
-        assert_eq!(decode(b"a%4g"), None);
-        assert_eq!(parse(b"a%=1"), Err(MalformedName));
-        // A malformed value only fails when that value is read.
-        let pairs = parse(b"a=%ZZ").unwrap();
-        assert_eq!(pairs[0].value(), None);
+    fn escaped_or_odd_names_are_ambiguous() {
+        // Keycloak decodes names with the Content-Type charset: `%67rant_type`
+        // is `grant_type` to one reader and not to another.
+        for body in [
+            &b"client%5Fid=x"[..],
+            b"a+b=y",
+            b"grant type=x",
+            b"a*=1",
+            b"a/b=1",
+            b"\x00=1",
+        ] {
+            assert_eq!(parse(body), Err(Ambiguity::NameNotPlain), "{body:?}");
+        }
     }
 
     #[test]
-    fn non_utf8_bytes_pass_as_bytes() {
-        let pairs = parse(b"a=\xff%FE").unwrap();
-        assert_eq!(pairs[0].value().unwrap().as_ref(), b"\xff\xfe");
+    fn empty_names_and_segments_are_ambiguous() {
+        // Keycloak counts `&&` and `=x` as a parameter named "".
+        for body in [&b"&a=1"[..], b"a=1&&b=2", b"a=1&", b"=x", b"a=1&=x", b"&", b"="] {
+            assert_eq!(parse(body), Err(Ambiguity::EmptySegment), "{body:?}");
+        }
+    }
+
+    #[test]
+    fn a_semicolon_anywhere_is_ambiguous() {
+        // Some readers split on `;` as well as `&`.
+        for body in [&b"a=1;b=2"[..], b"t=a.b.c;x", b";"] {
+            assert_eq!(parse(body), Err(Ambiguity::Semicolon), "{body:?}");
+        }
+    }
+
+    #[test]
+    fn raw_non_ascii_is_ambiguous() {
+        // Keycloak reads raw bytes as Latin-1 characters, a BOM included.
+        assert_eq!(parse(b"\xef\xbb\xbfgrant_type=x"), Err(Ambiguity::NotAscii));
+        assert_eq!(parse(b"a=\xc3\xa9"), Err(Ambiguity::NotAscii));
+    }
+
+    #[test]
+    fn malformed_escapes_anywhere_are_ambiguous() {
+        for body in [&b"a=%"[..], b"a=%4", b"a=%zz", b"a=1&b=x%4g"] {
+            assert_eq!(parse(body), Err(Ambiguity::MalformedEscape), "{body:?}");
+        }
+        assert_eq!(decode(b"%"), None);
+        assert_eq!(decode(b"a%4g"), None);
+    }
+
+    #[test]
+    fn escapes_must_decode_to_utf8() {
+        assert_eq!(parse(b"a=%FF%FE"), Err(Ambiguity::ValueNotUtf8));
+        assert_eq!(parse(b"a=%C3"), Err(Ambiguity::ValueNotUtf8));
+        let pairs = parse(b"a=%C3%A9%00").unwrap();
+        assert_eq!(pairs[0].value().as_ref(), "\u{e9}\0".as_bytes());
+    }
+
+    #[test]
+    fn raw_control_characters_in_values_are_ascii() {
+        let pairs = parse(b"a=\x00\x01 b").unwrap();
+        assert_eq!(pairs[0].value().as_ref(), b"\x00\x01 b");
     }
 
     #[test]
@@ -182,6 +271,6 @@ mod tests {
     fn huge_values_are_fine() {
         let body = [b"a=".as_slice(), &vec![b'x'; 1 << 20]].concat();
         let pairs = parse(&body).unwrap();
-        assert_eq!(pairs[0].value().unwrap().len(), 1 << 20);
+        assert_eq!(pairs[0].value().len(), 1 << 20);
     }
 }

@@ -36,6 +36,10 @@ impl RequestHeaders for HeaderMap {
     fn get(&self, name: &str) -> Option<&[u8]> {
         self.pairs().find(|(n, _)| *n == name.as_bytes()).map(|(_, v)| v)
     }
+
+    fn count(&self, name: &str) -> usize {
+        self.pairs().filter(|(n, _)| *n == name.as_bytes()).count()
+    }
 }
 
 pub struct Pairs<'a> {
@@ -104,8 +108,9 @@ mod tests {
 
     #[test]
     fn first_of_repeated_headers_wins() {
-        let map = HeaderMap::new(serialize(&[("a", "1"), ("a", "2")]));
+        let map = HeaderMap::new(serialize(&[("a", "1"), ("b", "0"), ("a", "2")]));
         assert_eq!(map.get("a"), Some(&b"1"[..]));
+        assert_eq!((map.count("a"), map.count("b"), map.count("c")), (2, 1, 0));
     }
 
     #[test]

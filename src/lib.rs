@@ -22,6 +22,7 @@
 pub mod base64;
 pub mod basic;
 pub mod config;
+pub mod content_type;
 pub mod endpoint;
 pub mod form;
 pub mod header_map;

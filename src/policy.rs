@@ -5,6 +5,7 @@
 
 use crate::basic::{self, Authorization};
 use crate::config::{AuthMethod, Config, TargetClient};
+use crate::content_type::{self, FormType};
 use crate::endpoint::{self, Endpoint, Target};
 use crate::form::{self, Pair};
 use crate::token;
@@ -23,7 +24,11 @@ const CLIENT_AUTH_PARAMETERS: [&[u8]; 4] = [
 /// Read access to the request headers (Envoy's, or a map in tests). Names
 /// are lower case, pseudo-headers included (`:method`, `:path`).
 pub trait RequestHeaders {
+    /// The first value of `name`.
     fn get(&self, name: &str) -> Option<&[u8]>;
+    /// How many times `name` appears (a repeated header is read differently
+    /// by different servers).
+    fn count(&self, name: &str) -> usize;
 }
 
 /// What the request headers decide, before any body is read.
@@ -31,6 +36,8 @@ pub trait RequestHeaders {
 pub enum HeadPlan {
     /// Not a token request: forward untouched, never look at the body.
     Ignore,
+    /// A token request forwarded untouched, for this reason (counted).
+    Pass(Target, PassReason),
     /// A token request whose declared length is over the limit.
     RejectTooLarge,
     /// A token request: buffer the body and call [`decide`] at its end.
@@ -50,6 +57,11 @@ pub struct Inspection {
 
 /// Classifies a request from its headers, reading as few as it can: most
 /// requests are settled by `:method` alone, other POSTs by `:path`.
+///
+/// A token request is read only when Keycloak is bound to read it the same
+/// way (SECURITY.md, "Rewrite only unambiguous requests"): one
+/// `Content-Type`, the plain form type ([`content_type`]), no
+/// `Content-Encoding`, at most one `Authorization`.
 pub fn plan(config: &Config, headers: &dyn RequestHeaders) -> HeadPlan {
     if headers.get(":method") != Some(b"POST") {
         return HeadPlan::Ignore;
@@ -59,8 +71,22 @@ pub fn plan(config: &Config, headers: &dyn RequestHeaders) -> HeadPlan {
     let Some(target) = headers.get(":path").and_then(endpoint::classify_path) else {
         return HeadPlan::Ignore;
     };
-    if !headers.get("content-type").is_some_and(endpoint::is_form) {
-        return HeadPlan::Ignore;
+    let ambiguous = |why| HeadPlan::Pass(target.clone(), PassReason::Ambiguous(why));
+    match headers.count("content-type") {
+        0 => return HeadPlan::Ignore,
+        1 => {}
+        _ => return ambiguous("more than one Content-Type"),
+    }
+    match headers.get("content-type").map(content_type::classify) {
+        Some(FormType::Form) => {}
+        Some(FormType::Ambiguous(why)) => return ambiguous(why),
+        Some(FormType::NotForm) | None => return HeadPlan::Ignore,
+    }
+    if headers.count("content-encoding") > 0 {
+        return ambiguous("the body has a Content-Encoding");
+    }
+    if headers.count("authorization") > 1 {
+        return ambiguous("more than one Authorization");
     }
     let content_length = headers.get("content-length");
     let declared = content_length
@@ -116,10 +142,14 @@ pub enum PassReason {
     NotRefreshGrant,
     /// The token parameter is absent.
     NoToken,
+    /// Keycloak could read the request otherwise than the filter does
+    /// (charset, odd names, encodings): only a request both read alike is
+    /// rewritten.
+    Ambiguous(&'static str),
 }
 
 impl PassReason {
-    pub const ALL: [PassReason; 8] = [
+    pub const ALL: [PassReason; 9] = [
         PassReason::SameClient,
         PassReason::UnknownAzp,
         PassReason::CallerNotAllowed,
@@ -128,6 +158,7 @@ impl PassReason {
         PassReason::DuplicateParameter,
         PassReason::NotRefreshGrant,
         PassReason::NoToken,
+        PassReason::Ambiguous(""),
     ];
 
     /// The counter name suffix and the log word.
@@ -141,6 +172,7 @@ impl PassReason {
             PassReason::DuplicateParameter => "duplicate_parameter",
             PassReason::NotRefreshGrant => "not_refresh_grant",
             PassReason::NoToken => "no_token",
+            PassReason::Ambiguous(_) => "ambiguous",
         }
     }
 }
@@ -195,7 +227,7 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    fn pass(reason: PassReason, caller: Option<Vec<u8>>, azp: Option<String>) -> Self {
+    pub fn pass(reason: PassReason, caller: Option<Vec<u8>>, azp: Option<String>) -> Self {
         Verdict {
             outcome: Outcome::Pass(reason),
             caller,
@@ -221,6 +253,7 @@ impl Verdict {
         let outcome = match &self.outcome {
             Outcome::Rewrite(_) => "rewritten".to_owned(),
             Outcome::Pass(PassReason::NotDecodable(what)) => format!("passed:not_decodable ({what})"),
+            Outcome::Pass(PassReason::Ambiguous(what)) => format!("passed:ambiguous ({what})"),
             Outcome::Pass(reason) => format!("passed:{}", reason.as_str()),
         };
         format!(
@@ -243,8 +276,9 @@ pub fn decide(config: &Config, inspection: &Inspection, body: &[u8]) -> Verdict 
         caller: caller_header,
         ..
     } = inspection;
-    let Ok(pairs) = form::parse(body) else {
-        return Verdict::pass(PassReason::NotDecodable("malformed form encoding"), None, None);
+    let pairs = match form::parse(body) {
+        Ok(pairs) => pairs,
+        Err(ambiguity) => return Verdict::pass(PassReason::Ambiguous(ambiguity.as_str()), None, None),
     };
     if has_duplicate_name(&pairs) {
         return Verdict::pass(PassReason::DuplicateParameter, None, None);
@@ -254,22 +288,13 @@ pub fn decide(config: &Config, inspection: &Inspection, body: &[u8]) -> Verdict 
         CallerHeader::Malformed => {
             return Verdict::pass(PassReason::NotDecodable("authorization is not valid Basic"), None, None)
         }
-        CallerHeader::None => match value_of(&pairs, b"client_id") {
-            Some(Some(id)) => Some(id.into_owned()),
-            Some(None) => return Verdict::pass(PassReason::NotDecodable("malformed client_id"), None, None),
-            None => None,
-        },
+        CallerHeader::None => value_of(&pairs, b"client_id").map(Cow::into_owned),
     };
-    if target.endpoint == Endpoint::Token {
-        match value_of(&pairs, b"grant_type") {
-            Some(Some(grant)) if grant.as_ref() == b"refresh_token" => {}
-            _ => return Verdict::pass(PassReason::NotRefreshGrant, caller, None),
-        }
+    if target.endpoint == Endpoint::Token && value_of(&pairs, b"grant_type").as_deref() != Some(b"refresh_token") {
+        return Verdict::pass(PassReason::NotRefreshGrant, caller, None);
     }
-    let token = match value_of(&pairs, target.endpoint.token_parameter()) {
-        None => return Verdict::pass(PassReason::NoToken, caller, None),
-        Some(None) => return Verdict::pass(PassReason::NotDecodable("malformed token encoding"), caller, None),
-        Some(Some(token)) => token,
+    let Some(token) = value_of(&pairs, target.endpoint.token_parameter()) else {
+        return Verdict::pass(PassReason::NoToken, caller, None);
     };
     let claims = match token::claims(&token) {
         Ok(claims) => claims,
@@ -325,9 +350,7 @@ fn rewrite(pairs: &[Pair<'_>], client: &TargetClient, caller_header: &CallerHead
     let capacity =
         pairs.iter().map(|p| p.raw.len() + 1).sum::<usize>() + client.client_id.len() * 3 + secret.len() * 3 + 32;
     let mut body = Vec::with_capacity(capacity);
-    let kept = pairs
-        .iter()
-        .filter(|p| !CLIENT_AUTH_PARAMETERS.contains(&p.name.as_ref()));
+    let kept = pairs.iter().filter(|p| !CLIENT_AUTH_PARAMETERS.contains(&p.name));
     for (i, pair) in kept.enumerate() {
         if i > 0 {
             body.push(b'&');
@@ -358,15 +381,13 @@ fn append_pair(body: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     form::encode_into(value, body);
 }
 
-/// The decoded value of a parameter: `None` if absent, `Some(None)` if its
-/// encoding is malformed.
-fn value_of<'a>(pairs: &[Pair<'a>], name: &[u8]) -> Option<Option<Cow<'a, [u8]>>> {
-    pairs.iter().find(|p| p.name.as_ref() == name).map(Pair::value)
+/// The decoded value of a parameter, `None` if absent.
+fn value_of<'a>(pairs: &[Pair<'a>], name: &[u8]) -> Option<Cow<'a, [u8]>> {
+    pairs.iter().find(|p| p.name == name).map(Pair::value)
 }
 
-/// Empty segments (`a=1&&b=2`) carry no parameter and never count.
 fn has_duplicate_name(pairs: &[Pair<'_>]) -> bool {
-    let names = || pairs.iter().filter(|p| !p.raw.is_empty()).map(|p| p.name.as_ref());
+    let names = || pairs.iter().map(|p| p.name);
     if pairs.len() <= 16 {
         // A token request has a handful of parameters: comparing each pair
         // of names is cheaper than sorting them.

@@ -54,6 +54,15 @@ fn main() {
             "forged_token_gets_keycloaks_refusal",
             forged_token_gets_keycloaks_refusal,
         ),
+        (
+            "ambiguous_requests_never_yield_a_token",
+            ambiguous_requests_never_yield_a_token,
+        ),
+        (
+            "query_string_grant_is_not_read_by_keycloak",
+            query_string_grant_is_not_read_by_keycloak,
+        ),
+        ("utf8_charset_variants_still_bridge", utf8_charset_variants_still_bridge),
         ("revoke_through_envoy", revoke_through_envoy),
         ("logout_through_envoy", logout_through_envoy),
         (
@@ -437,6 +446,324 @@ fn forged_token_gets_keycloaks_refusal(ctx: &Ctx) {
     assert_eq!(ctx.envoy.counter("rewritten"), before + 1);
 }
 
+/// The mobile app's own refresh token with its payload changed to name the
+/// admin client: any signature Keycloak checks fails.
+fn forged_admin_token(ctx: &Ctx) -> String {
+    let mobile = direct(
+        ctx,
+        "token",
+        &[
+            ("grant_type", "password"),
+            ("client_id", MOBILE_CLIENT),
+            ("username", "bob"),
+            ("password", "bob-password"),
+        ],
+    );
+    let genuine = expect_tokens(&mobile, MOBILE_CLIENT);
+    let parts: Vec<&str> = genuine.split('.').collect();
+    let mut payload = claims(&genuine);
+    payload["azp"] = json!(ADMIN_CLIENT);
+    format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(payload.to_string()),
+        parts[2]
+    )
+}
+
+/// A POST to the token endpoint with exactly these headers (no default
+/// Content-Type).
+fn raw_token_post(port: u16, query: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
+    let path = format!("/realms/{REALM}/protocol/openid-connect/token{query}");
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nhost: keycloak.test\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    let resp = http1::exchange(port, &[head.as_bytes(), body].concat());
+    let raw = resp.body_str();
+    Answer {
+        status: resp.status,
+        json: serde_json::from_str(&raw).unwrap_or(Value::Null),
+        raw,
+    }
+}
+
+/// `name` percent-encoded in another charset: every byte escaped.
+fn escaped_in(charset: &str, name: &str) -> String {
+    let bytes: Vec<u8> = match charset {
+        "UTF-16BE" => name.bytes().flat_map(|b| [0, b]).collect(),
+        "UTF-16LE" => name.bytes().flat_map(|b| [b, 0]).collect(),
+        "UTF-32" => name.bytes().flat_map(|b| [0, 0, 0, b]).collect(),
+        // EBCDIC (IBM037) for the letters and the underscore of parameter names.
+        "IBM037" => name
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'i' => 0x81 + (b - b'a'),
+                b'j'..=b'r' => 0x91 + (b - b'j'),
+                b's'..=b'z' => 0xA2 + (b - b's'),
+                b'_' => 0x6D,
+                other => panic!("no IBM037 byte for {other}"),
+            })
+            .collect(),
+        other => panic!("no encoder for {other}"),
+    };
+    bytes.iter().map(|b| format!("%{b:02X}")).collect()
+}
+
+/// One ambiguous request: headers, and the body with `{forged}` for the
+/// forged token; `smuggles` says whether Keycloak, given the target's
+/// credentials, runs the smuggled grant (checked directly, so that the
+/// case can fail).
+struct AmbiguousCase {
+    name: &'static str,
+    headers: Vec<(&'static str, String)>,
+    body: Vec<u8>,
+    smuggles: bool,
+}
+
+fn ambiguous_cases(forged: &str) -> Vec<AmbiguousCase> {
+    const FORM: &str = "application/x-www-form-urlencoded";
+    let ct = |value: &str| vec![("content-type", value.to_owned())];
+    let refresh = format!("grant_type=refresh_token&refresh_token={forged}&client_id={MOBILE_CLIENT}");
+    // The filter reads `%67rant_type` as grant_type (a refresh); Keycloak,
+    // decoding with the declared charset, reads the escaped name instead.
+    let smuggled = |charset: &str, grant: &str| {
+        format!(
+            "%67rant_type=refresh_token&refresh_token={forged}&client_id={MOBILE_CLIENT}&{}={grant}",
+            escaped_in(charset, "grant_type")
+        )
+        .into_bytes()
+    };
+    // Unescaped: a value with no escape is not decoded, whatever the charset.
+    let exchange = "urn:ietf:params:oauth:grant-type:token-exchange&requested_subject=alice";
+    let case = |name, headers, body, smuggles| AmbiguousCase {
+        name,
+        headers,
+        body,
+        smuggles,
+    };
+    vec![
+        case(
+            "charset=UTF-16BE, client_credentials",
+            ct(&format!("{FORM}; charset=UTF-16BE")),
+            smuggled("UTF-16BE", "client_credentials"),
+            true,
+        ),
+        case(
+            "charset=UTF-16BE, token exchange as alice",
+            ct(&format!("{FORM}; charset=UTF-16BE")),
+            smuggled("UTF-16BE", exchange),
+            true,
+        ),
+        case(
+            "charset=UTF-16LE",
+            ct(&format!("{FORM}; charset=UTF-16LE")),
+            smuggled("UTF-16LE", "client_credentials"),
+            true,
+        ),
+        case(
+            "charset=UTF-32",
+            ct(&format!("{FORM}; charset=UTF-32")),
+            smuggled("UTF-32", "client_credentials"),
+            true,
+        ),
+        case(
+            "charset=IBM037 (EBCDIC)",
+            ct(&format!("{FORM}; charset=IBM037")),
+            smuggled("IBM037", "client_credentials"),
+            true,
+        ),
+        case(
+            "quoted charset",
+            ct(&format!("{FORM}; charset=\"UTF-16BE\"")),
+            smuggled("UTF-16BE", "client_credentials"),
+            true,
+        ),
+        case(
+            "charset after another parameter",
+            ct(&format!("{FORM}; foo=bar charset=UTF-16BE")),
+            smuggled("UTF-16BE", "client_credentials"),
+            true,
+        ),
+        case(
+            "two charsets, the first counts",
+            ct(&format!("{FORM}; charset=UTF-16BE; charset=utf-8")),
+            smuggled("UTF-16BE", "client_credentials"),
+            true,
+        ),
+        case(
+            "two Content-Type headers, the first counts",
+            vec![
+                ("content-type", format!("{FORM}; charset=UTF-16BE")),
+                ("content-type", FORM.to_owned()),
+            ],
+            smuggled("UTF-16BE", "client_credentials"),
+            true,
+        ),
+        case(
+            "unknown charset",
+            ct(&format!("{FORM}; charset=x")),
+            refresh.clone().into_bytes(),
+            false,
+        ),
+        case(
+            "upper-case media type",
+            ct("APPLICATION/X-WWW-FORM-URLENCODED"),
+            refresh.clone().into_bytes(),
+            false,
+        ),
+        case(
+            "escaped parameter name",
+            ct(FORM),
+            format!("grant%5Ftype=refresh_token&refresh_token={forged}&client_id={MOBILE_CLIENT}").into_bytes(),
+            false,
+        ),
+        case(
+            "byte-order mark",
+            ct(&format!("{FORM}; charset=utf-8")),
+            [b"\xef\xbb\xbf".as_slice(), refresh.as_bytes()].concat(),
+            false,
+        ),
+        case(
+            "empty segments",
+            ct(FORM),
+            format!("{refresh}&&scope=openid").into_bytes(),
+            false,
+        ),
+        case(
+            "semicolon in the token",
+            ct(FORM),
+            format!("{refresh};grant_type=client_credentials").into_bytes(),
+            false,
+        ),
+        case(
+            "raw non-ASCII value",
+            ct(FORM),
+            [refresh.as_bytes(), b"&scope=\xe9"].concat(),
+            false,
+        ),
+        case(
+            "Content-Encoding",
+            vec![
+                ("content-type", FORM.to_owned()),
+                ("content-encoding", "gzip".to_owned()),
+            ],
+            refresh.clone().into_bytes(),
+            false,
+        ),
+    ]
+}
+
+/// The charset trick and every other way of making Keycloak read a request
+/// otherwise than the filter (SECURITY.md): never a token, always counted
+/// `passed.ambiguous`, in both header modes.
+fn ambiguous_requests_never_yield_a_token(ctx: &Ctx) {
+    let forged = forged_admin_token(ctx);
+    let cases = ambiguous_cases(&forged);
+    // The attacks are real: rewritten as a filter that read them as a
+    // refresh would (the caller's client_id swapped for the target's
+    // credentials), Keycloak runs the smuggled grant and never looks at the
+    // forged token.
+    let caller = format!("&client_id={MOBILE_CLIENT}");
+    let credentials = format!("&client_id={ADMIN_CLIENT}&client_secret={ADMIN_CLIENT_SECRET}");
+    for case in cases.iter().filter(|c| c.smuggles) {
+        let headers: Vec<(&str, &str)> = case.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let body = String::from_utf8(case.body.clone()).unwrap().replacen(&caller, "", 1) + &credentials;
+        let body = body.into_bytes();
+        let answer = raw_token_post(ctx.keycloak.port, "", &headers, &body);
+        assert_eq!(
+            answer.status, 200,
+            "{}: Keycloak did not run the smuggled grant: {}",
+            case.name, answer.raw
+        );
+        assert!(answer.json["access_token"].is_string(), "{}", case.name);
+    }
+    for envoy in [&ctx.envoy, &ctx.envoy_hold] {
+        let before = envoy.counters();
+        for case in &cases {
+            let headers: Vec<(&str, &str)> = case.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            let answer = raw_token_post(envoy.port, "", &headers, &case.body);
+            assert!(
+                answer.status >= 400 && answer.json.get("access_token").is_none(),
+                "{}: {} {}",
+                case.name,
+                answer.status,
+                answer.raw
+            );
+        }
+        // HTTP/2: a second Content-Type sent after the plain one.
+        let body = cases[0].body.clone();
+        let path = format!("/realms/{REALM}/protocol/openid-connect/token");
+        let resp = h2client::post(
+            envoy.port,
+            &path,
+            &[("content-type", "application/x-www-form-urlencoded; charset=UTF-16BE")],
+            &[&body],
+            None,
+        );
+        assert!(resp.status >= 400, "HTTP/2 two Content-Types: {}", resp.status);
+        let after = envoy.counters();
+        assert_eq!(
+            after["passed.ambiguous"],
+            before["passed.ambiguous"] + cases.len() as u64 + 1,
+            "every ambiguous request is counted"
+        );
+        assert_eq!(
+            after["rewritten"], before["rewritten"],
+            "nothing ambiguous was rewritten"
+        );
+        envoy.wait_log("outcome=passed:ambiguous (Content-Type has a parameter other than charset=utf-8)");
+    }
+}
+
+/// Keycloak reads the grant from the body only: a query string is no way
+/// around the forged token's check.
+fn query_string_grant_is_not_read_by_keycloak(ctx: &Ctx) {
+    let forged = forged_admin_token(ctx);
+    let body = encode(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", &forged),
+        ("client_id", MOBILE_CLIENT),
+    ]);
+    for envoy in [&ctx.envoy, &ctx.envoy_hold] {
+        let before = envoy.counter("rewritten");
+        let answer = raw_token_post(
+            envoy.port,
+            "?grant_type=client_credentials&client_id=spring-boot-admin-client",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            &body,
+        );
+        expect_error(&answer, 400, "invalid_grant", "Invalid refresh token");
+        assert_eq!(envoy.counter("rewritten"), before + 1);
+    }
+}
+
+/// Real clients send the form type bare or with charset=utf-8 in any case,
+/// quoted or not: these still bridge, in both header modes.
+fn utf8_charset_variants_still_bridge(ctx: &Ctx) {
+    for envoy in [&ctx.envoy, &ctx.envoy_hold] {
+        for content_type in [
+            "application/x-www-form-urlencoded",
+            "application/x-www-form-urlencoded; charset=utf-8",
+            "application/x-www-form-urlencoded;charset=UTF-8",
+            "application/x-www-form-urlencoded; charset=\"UTF-8\"",
+        ] {
+            let refresh_token = admin_refresh_token(ctx, "alice");
+            let body = encode(&[
+                ("grant_type", "refresh_token"),
+                ("client_id", MOBILE_CLIENT),
+                ("refresh_token", &refresh_token),
+            ]);
+            let answer = raw_token_post(envoy.port, "", &[("content-type", content_type)], &body);
+            expect_tokens(&answer, ADMIN_CLIENT);
+        }
+    }
+}
+
 fn revoke_through_envoy(ctx: &Ctx) {
     let refresh_token = admin_refresh_token(ctx, "alice");
     let direct_revoke = direct(
@@ -480,6 +807,7 @@ fn logout_through_envoy(ctx: &Ctx) {
 
 fn hold_mode_with_basic_caller_and_basic_target(ctx: &Ctx) {
     let port = ctx.envoy_hold.port;
+    let rewritten_before = ctx.envoy_hold.counter("rewritten");
     // The mobile app authenticates with Basic (a public client: empty secret).
     let mobile_basic = basic(MOBILE_CLIENT, "");
     let refresh_token = admin_refresh_token(ctx, "alice");
@@ -525,7 +853,7 @@ fn hold_mode_with_basic_caller_and_basic_target(ctx: &Ctx) {
     // ... so the filter sends it as client_secret_basic.
     let answer = refresh_as(ctx, port, MOBILE_CLIENT, &refresh_token);
     expect_tokens(&answer, BASIC_ONLY_CLIENT);
-    assert_eq!(ctx.envoy_hold.counter("rewritten"), 2);
+    assert_eq!(ctx.envoy_hold.counter("rewritten"), rewritten_before + 2);
 }
 
 fn http2_client_through_envoy(ctx: &Ctx) {

@@ -128,8 +128,29 @@ fn inspection() -> impl Strategy<Value = Inspection> {
     })
 }
 
+/// `Content-Type` values: the safe ones, the charset trick's, and noise.
+fn content_type() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        3 => Just(b"application/x-www-form-urlencoded".to_vec()),
+        2 => "(; ?charset=\"?(utf|UTF|Utf|utf-16be|UTF-16|x)-?8?\"?)? ?"
+            .prop_map(|p| format!("application/x-www-form-urlencoded{p}").into_bytes()),
+        1 => "[A-Za-z/;= \"-]{0,12}application/x-www-form-urlencoded[A-Za-z0-9/;=, \"-]{0,24}".prop_map(String::into_bytes),
+        1 => any::<Vec<u8>>(),
+    ]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 3000, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn only_unambiguous_requests_are_rewritten(
+        content_types in prop::collection::vec(content_type(), 1..3),
+        body in body(),
+        hold in any::<bool>(),
+    ) {
+        let refs: Vec<&[u8]> = content_types.iter().map(Vec::as_slice).collect();
+        invariants::check_request(&config(hold), &refs, &body);
+    }
 
     #[test]
     fn decisions_keep_the_invariants(body in body(), inspection in inspection(), hold in any::<bool>()) {

@@ -6,11 +6,14 @@
 //!   received one without its client-authentication parameters, plus the
 //!   target's credentials the way its `auth_method` says;
 //! - a target's secret appears only where that method puts it, and never in
-//!   a log line or a debug rendering.
+//!   a log line or a debug rendering;
+//! - only a request that every form reader reads alike is rewritten: the
+//!   plain form type with at most `charset=utf-8`, and an ASCII body of plain
+//!   names with well-formed escapes (checked here by a separate reading).
 
 use azp_bridge::config::{AuthMethod, Config};
 use azp_bridge::form;
-use azp_bridge::policy::{self, AuthorizationChange, Inspection, Outcome};
+use azp_bridge::policy::{self, AuthorizationChange, HeadPlan, Inspection, Outcome, RequestHeaders};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
@@ -135,4 +138,94 @@ pub fn check_token(token: &[u8]) {
         assert!(token.iter().filter(|&&b| b == b'.').count() == 2);
         let _ = claims.iss;
     }
+}
+
+/// A body every form reader reads alike, stated apart from `form.rs`.
+fn unambiguous_body(body: &[u8]) -> bool {
+    let plain_name =
+        |name: &[u8]| !name.is_empty() && name.iter().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(b));
+    let utf8_value = |value: &[u8]| {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < value.len() {
+            if value[i] == b'%' {
+                let Some(hex) = value.get(i + 1..i + 3) else {
+                    return false;
+                };
+                let Ok(byte) = u8::from_str_radix(std::str::from_utf8(hex).unwrap_or("zz"), 16) else {
+                    return false;
+                };
+                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return false;
+                }
+                out.push(byte);
+                i += 3;
+            } else {
+                out.push(value[i]);
+                i += 1;
+            }
+        }
+        std::str::from_utf8(&out).is_ok()
+    };
+    body.is_empty()
+        || (body.is_ascii()
+            && !body.contains(&b';')
+            && body.split(|&b| b == b'&').all(|segment| {
+                let mut parts = segment.splitn(2, |&b| b == b'=');
+                let name = parts.next().unwrap_or_default();
+                plain_name(name) && utf8_value(parts.next().unwrap_or_default())
+            }))
+}
+
+/// The plain form type, at most with charset=utf-8 (a looser reading than
+/// the filter's: whitespace anywhere in the parameter is dropped).
+fn unambiguous_content_type(value: &[u8]) -> bool {
+    let Some(rest) = value.strip_prefix(b"application/x-www-form-urlencoded") else {
+        return false;
+    };
+    let rest: Vec<u8> = rest
+        .iter()
+        .filter(|b| !b" \t".contains(b))
+        .map(u8::to_ascii_lowercase)
+        .collect();
+    [&b""[..], b";charset=utf-8", b";charset=\"utf-8\""].contains(&rest.as_slice())
+}
+
+struct Headers<'a>(Vec<(&'a str, &'a [u8])>);
+
+impl RequestHeaders for Headers<'_> {
+    fn get(&self, name: &str) -> Option<&[u8]> {
+        self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    }
+    fn count(&self, name: &str) -> usize {
+        self.0.iter().filter(|(n, _)| *n == name).count()
+    }
+}
+
+/// A whole token request from its `Content-Type` values and body: a rewrite
+/// only on the unambiguous subset, and the invariants of `check_decide`.
+pub fn check_request(config: &Config, content_types: &[&[u8]], body: &[u8]) {
+    let mut headers: Vec<(&str, &[u8])> = vec![
+        (":method", b"POST"),
+        (":path", b"/realms/demo/protocol/openid-connect/token"),
+    ];
+    headers.extend(content_types.iter().map(|ct| ("content-type", *ct)));
+    let HeadPlan::Inspect(inspection) = policy::plan(config, &Headers(headers)) else {
+        return;
+    };
+    let verdict = policy::decide(config, &inspection, body);
+    if matches!(verdict.outcome, Outcome::Rewrite(_)) {
+        assert_eq!(content_types.len(), 1, "rewrote with several Content-Types");
+        assert!(
+            unambiguous_content_type(content_types[0]),
+            "rewrote under Content-Type {:?}",
+            String::from_utf8_lossy(content_types[0])
+        );
+        assert!(
+            unambiguous_body(body),
+            "rewrote an ambiguous body {:?}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    check_decide(config, &inspection, body);
 }
