@@ -68,7 +68,9 @@ pub fn check_decide(config: &Config, inspection: &Inspection, body: &[u8]) {
     let kept: Vec<&[u8]> = body.split(|&b| b == b'&').filter(|s| !is_client_auth(s)).collect();
     let forwarded: Vec<&[u8]> = rewrite.body.split(|&b| b == b'&').collect();
     let secret = encoded(target.secret.expose());
-    let secret_in_input = count(body, &secret);
+    // The secret may already be in the body, also inside the caller's own
+    // credentials, which the rewrite removes: count it in what is kept.
+    let secret_in_input = count(&kept.join(&b'&'), &secret);
     match target.auth_method {
         AuthMethod::ClientSecretPost => {
             assert_eq!(forwarded.len(), kept.len() + 2, "only the credentials change");
@@ -210,7 +212,7 @@ pub fn check_request(config: &Config, content_types: &[&[u8]], body: &[u8]) {
         (":path", b"/realms/demo/protocol/openid-connect/token"),
     ];
     headers.extend(content_types.iter().map(|ct| ("content-type", *ct)));
-    let HeadPlan::Inspect(inspection) = policy::plan(config, &Headers(headers)) else {
+    let HeadPlan::Inspect(inspection) = policy::plan(config, &Headers(headers), &|| Some(b"keycloak".to_vec())) else {
         return;
     };
     let verdict = policy::decide(config, &inspection, body);
