@@ -57,7 +57,7 @@ CLK_TCK="$(getconf CLK_TCK)"
 
 # azp-bridge's configuration for every variant that runs it (the Lua script
 # carries the same clients).
-PLUGIN_CONFIG='{"clients":[{"client_id":"admin","client_secret":"bench-Secret/+&=","allowed_callers":["mobile","spa"],"realms":["demo"]},{"client_id":"reporting","client_secret":"rep0rting-secret","allowed_callers":["mobile"]}]}'
+PLUGIN_CONFIG='{"upstream_clusters":["keycloak"],"clients":[{"client_id":"admin","client_secret":"bench-Secret/+&=","allowed_callers":["mobile","spa"],"realms":["demo"]},{"client_id":"reporting","client_secret":"rep0rting-secret","allowed_callers":["mobile"]}]}'
 # What Envoy must forward for fixtures/rewrite.form once the credentials are swapped.
 SECRET_POSTED='bench-Secret%2F%2B%26%3D'
 

@@ -50,8 +50,23 @@ pub struct TargetClient {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub clients: Vec<TargetClient>,
+    /// Where Keycloak is: a credential is added only to a request going
+    /// there. At least one of the two is set.
+    pub upstream: Upstream,
     pub hold_headers: bool,
     pub max_body_bytes: usize,
+}
+
+/// Which upstream is Keycloak. A request is rewritten only when every list
+/// that is set names its destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    /// Envoy cluster names of Keycloak, matched exactly against the cluster
+    /// the request was routed to.
+    pub clusters: Option<Vec<String>>,
+    /// Host names Keycloak is served on, lower case, matched against
+    /// `:authority` without its port.
+    pub authorities: Option<Vec<String>>,
 }
 
 impl Config {
@@ -92,7 +107,34 @@ pub fn parse(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Config
         )
     })?;
     let root = object(&root, "(root)")?;
-    only_known(root, "", &["clients", "hold_headers", "max_body_bytes"])?;
+    only_known(
+        root,
+        "",
+        &[
+            "clients",
+            "upstream_clusters",
+            "authorities",
+            "hold_headers",
+            "max_body_bytes",
+        ],
+    )?;
+    let upstream = Upstream {
+        clusters: string_list(root.get("upstream_clusters"), "upstream_clusters")?,
+        authorities: string_list(root.get("authorities"), "authorities")?
+            .map(|hosts| hosts.iter().map(|h| h.to_ascii_lowercase()).collect()),
+    };
+    if let Some((i, _)) = upstream
+        .authorities
+        .iter()
+        .flatten()
+        .enumerate()
+        .find(|(_, host)| host.contains(':') || host.contains('/'))
+    {
+        return Err(error(
+            format!("authorities[{i}]"),
+            "must be a host name without port or path (the port of a request is ignored)",
+        ));
+    }
 
     let hold_headers = match root.get("hold_headers") {
         None => false,
@@ -136,8 +178,15 @@ pub fn parse(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Config
         }
         parsed.push(client);
     }
+    if upstream.clusters.is_none() && upstream.authorities.is_none() {
+        return Err(error(
+            "upstream_clusters",
+            "is missing: set it (or `authorities`) to where Keycloak is, so that a secret only ever goes there",
+        ));
+    }
     Ok(Config {
         clients: parsed,
+        upstream,
         hold_headers,
         max_body_bytes,
     })
@@ -290,8 +339,7 @@ mod tests {
         err
     }
 
-    const MINIMAL: &str =
-        r#"{"clients":[{"client_id":"admin","client_secret":"inline-secret","allowed_callers":["mobile"]}]}"#;
+    const MINIMAL: &str = r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"admin","client_secret":"inline-secret","allowed_callers":["mobile"]}]}"#;
 
     #[test]
     fn minimal_configuration_gets_defaults() {
@@ -309,7 +357,7 @@ mod tests {
     #[test]
     fn full_configuration() {
         let config = parse_str(
-            r#"{"clients":[
+            r#"{"upstream_clusters":["keycloak"],"clients":[
                 {"client_id":"a","client_secret_env":"ADMIN_SECRET","auth_method":"client_secret_basic","allowed_callers":["m","n"],"realms":["demo"]},
                 {"client_id":"b","client_secret":"x","auth_method":"client_secret_post","allowed_callers":["m"]}
             ],"hold_headers":true,"max_body_bytes":1024}"#,
@@ -321,6 +369,54 @@ mod tests {
         assert_eq!(a.secret.expose(), SECRET);
         assert_eq!(a.auth_method, AuthMethod::ClientSecretBasic);
         assert_eq!(a.realms.as_deref(), Some(&["demo".to_owned()][..]));
+    }
+
+    #[test]
+    fn where_keycloak_is_must_be_said() {
+        let err = refused(r#"{"clients":[{"client_id":"a","client_secret":"inline-secret","allowed_callers":["m"]}]}"#);
+        assert_eq!(
+            err.to_string(),
+            "invalid configuration: `upstream_clusters` is missing: set it (or `authorities`) to where Keycloak is, so that a secret only ever goes there"
+        );
+        for (json, field, problem) in [
+            (r#""upstream_clusters":[]"#, "upstream_clusters", "must not be empty"),
+            (
+                r#""upstream_clusters":"keycloak""#,
+                "upstream_clusters",
+                "must be a list of strings",
+            ),
+            (
+                r#""upstream_clusters":[""]"#,
+                "upstream_clusters[0]",
+                "must not be empty",
+            ),
+            (
+                r#""authorities":["kc.example.com:8443"]"#,
+                "authorities[0]",
+                "must be a host name without port or path (the port of a request is ignored)",
+            ),
+            (
+                r#""authorities":["a","kc.example.com/x"]"#,
+                "authorities[1]",
+                "must be a host name without port or path (the port of a request is ignored)",
+            ),
+        ] {
+            let err = refused(&format!(
+                r#"{{{json},"clients":[{{"client_id":"a","client_secret":"inline-secret","allowed_callers":["m"]}}]}}"#
+            ));
+            assert_eq!((err.field.as_str(), err.problem.as_str()), (field, problem), "{json}");
+        }
+        let config = parse_str(
+            r#"{"authorities":["KeyCloak.Example.com"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.upstream,
+            Upstream {
+                clusters: None,
+                authorities: Some(vec!["keycloak.example.com".to_owned()])
+            }
+        );
     }
 
     #[test]
@@ -336,115 +432,123 @@ mod tests {
             (r#"{"clients":"inline-secret"}"#, "clients", "must be a list"),
             ("[]", "(root)", "must be an object"),
             ("{}", "clients", "is missing"),
-            (r#"{"clients":[]}"#, "clients", "must not be empty"),
-            (r#"{"clients":[{}],"extra":1}"#, "extra", "is not a known field"),
             (
-                r#"{"clients":[{"client_id":"a","client_secret":"inline-secret","allowed_callers":["m"],"colour":1}]}"#,
+                r#"{"upstream_clusters":["keycloak"],"clients":[]}"#,
+                "clients",
+                "must not be empty",
+            ),
+            (
+                r#"{"upstream_clusters":["keycloak"],"clients":[{}],"extra":1}"#,
+                "extra",
+                "is not a known field",
+            ),
+            (
+                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"inline-secret","allowed_callers":["m"],"colour":1}]}"#,
                 "clients[0].colour",
                 "is not a known field",
             ),
             (
-                r#"{"clients":[{"client_secret":"inline-secret","allowed_callers":["m"]}]}"#,
+                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_secret":"inline-secret","allowed_callers":["m"]}]}"#,
                 "clients[0].client_id",
                 "is missing",
             ),
             (
-                r#"{"clients":[{"client_id":"","client_secret":"x","allowed_callers":["m"]}]}"#,
+                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"","client_secret":"x","allowed_callers":["m"]}]}"#,
                 "clients[0].client_id",
                 "must not be empty",
             ),
             (
-                r#"{"clients":[{"client_id":7,"client_secret":"x","allowed_callers":["m"]}]}"#,
+                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":7,"client_secret":"x","allowed_callers":["m"]}]}"#,
                 "clients[0].client_id",
                 "must be a string",
             ),
             (
-                r#"{"clients":[{"client_id":"a","allowed_callers":["m"]}]}"#,
+                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","allowed_callers":["m"]}]}"#,
                 "clients[0].client_secret",
                 "or client_secret_env must be set",
             ),
             (
-                r#"{"clients":[{"client_id":"a","client_secret":"inline-secret","client_secret_env":"ADMIN_SECRET","allowed_callers":["m"]}]}"#,
+                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"inline-secret","client_secret_env":"ADMIN_SECRET","allowed_callers":["m"]}]}"#,
                 "clients[0].client_secret",
                 "both set",
             ),
             (
-                r#"{"clients":[{"client_id":"a","client_secret":"","allowed_callers":["m"]}]}"#,
+                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"","allowed_callers":["m"]}]}"#,
                 "clients[0].client_secret",
                 "must not be empty",
             ),
             (
-                r#"{"clients":[{"client_id":"a","client_secret":["inline-secret"],"allowed_callers":["m"]}]}"#,
+                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":["inline-secret"],"allowed_callers":["m"]}]}"#,
                 "clients[0].client_secret",
                 "must be a string",
             ),
             (
-                r#"{"clients":[{"client_id":"a","client_secret_env":"NOT_SET","allowed_callers":["m"]}]}"#,
+                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret_env":"NOT_SET","allowed_callers":["m"]}]}"#,
                 "clients[0].client_secret_env",
                 "NOT_SET, which is not set",
             ),
             (
-                r#"{"clients":[{"client_id":"a","client_secret":"x"}]}"#,
+                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x"}]}"#,
                 "clients[0].allowed_callers",
                 "is missing",
             ),
             (
-                r#"{"clients":[{"client_id":"a","client_secret":"x","allowed_callers":[]}]}"#,
+                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":[]}]}"#,
                 "clients[0].allowed_callers",
                 "must not be empty",
             ),
             (
-                r#"{"clients":[{"client_id":"a","client_secret":"x","allowed_callers":"m"}]}"#,
+                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":"m"}]}"#,
                 "clients[0].allowed_callers",
                 "must be a list",
             ),
             (
-                r#"{"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m",""]}]}"#,
+                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m",""]}]}"#,
                 "clients[0].allowed_callers[1]",
                 "must not be empty",
             ),
             (
-                r#"{"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"],"realms":[]}]}"#,
+                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"],"realms":[]}]}"#,
                 "clients[0].realms",
                 "must not be empty",
             ),
             (
-                r#"{"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"],"realms":[1]}]}"#,
+                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"],"realms":[1]}]}"#,
                 "clients[0].realms[0]",
                 "must be a string",
             ),
             (
-                r#"{"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"],"auth_method":"private_key_jwt"}]}"#,
+                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"],"auth_method":"private_key_jwt"}]}"#,
                 "clients[0].auth_method",
                 "must be",
             ),
             (
-                r#"{"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"],"auth_method":"client_secret_basic"}]}"#,
+                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"],"auth_method":"client_secret_basic"}]}"#,
                 "clients[0].auth_method",
                 "needs \"hold_headers\": true",
             ),
             (
-                r#"{"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"]},{"client_id":"a","client_secret":"y","allowed_callers":["n"]}]}"#,
+                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"]},{"client_id":"a","client_secret":"y","allowed_callers":["n"]}]}"#,
                 "clients[1].client_id",
                 "repeats",
             ),
             (
-                r#"{"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"]}],"hold_headers":"yes"}"#,
+                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"]}],"hold_headers":"yes"}"#,
                 "hold_headers",
                 "true or false",
             ),
             (
-                r#"{"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"]}],"max_body_bytes":0}"#,
+                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"]}],"max_body_bytes":0}"#,
                 "max_body_bytes",
                 "whole number",
             ),
             (
-                r#"{"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"]}],"max_body_bytes":-1}"#,
+                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"]}],"max_body_bytes":-1}"#,
                 "max_body_bytes",
                 "whole number",
             ),
             (
-                r#"{"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"]}],"max_body_bytes":99999999999}"#,
+                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"]}],"max_body_bytes":99999999999}"#,
                 "max_body_bytes",
                 "whole number",
             ),
@@ -459,7 +563,7 @@ mod tests {
     #[test]
     fn empty_environment_variable_is_refused() {
         let err = parse(
-            br#"{"clients":[{"client_id":"a","client_secret_env":"E","allowed_callers":["m"]}]}"#,
+            br#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret_env":"E","allowed_callers":["m"]}]}"#,
             &|_| Some(String::new()),
         )
         .unwrap_err();

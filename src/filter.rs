@@ -207,7 +207,7 @@ impl HttpContext for BridgeRequest {
         let (false, Some(shared)) = (end_of_stream, self.shared.clone()) else {
             return Action::Continue;
         };
-        match policy::plan(&shared.config, &request_headers()) {
+        match policy::plan(&shared.config, &request_headers(), &routed_cluster) {
             HeadPlan::Ignore => Action::Continue,
             HeadPlan::Pass(target, reason) => {
                 let verdict = Verdict::pass(reason, None, None);
@@ -337,6 +337,12 @@ fn trap_if_asked() {
     if request_headers().get("x-azp-bridge-test-trap").is_some() {
         panic!("deliberate trap (test-trap build)");
     }
+}
+
+/// The Envoy cluster this request was routed to: Envoy resolves the route,
+/// and so the cluster, before the first filter's request headers callback.
+fn routed_cluster() -> Option<Vec<u8>> {
+    hostcalls::get_property(vec!["xds", "cluster_name"]).ok().flatten()
 }
 
 /// Lines Envoy would drop are then not even formatted (checked per request

@@ -4,7 +4,7 @@
 //! glue only carries bytes between Envoy and these functions.
 
 use crate::basic::{self, Authorization};
-use crate::config::{AuthMethod, Config, TargetClient};
+use crate::config::{AuthMethod, Config, TargetClient, Upstream};
 use crate::content_type::{self, FormType};
 use crate::endpoint::{self, Endpoint, Target};
 use crate::form::{self, Pair};
@@ -58,11 +58,12 @@ pub struct Inspection {
 /// Classifies a request from its headers, reading as few as it can: most
 /// requests are settled by `:method` alone, other POSTs by `:path`.
 ///
-/// A token request is read only when Keycloak is bound to read it the same
-/// way (SECURITY.md, "Rewrite only unambiguous requests"): one
-/// `Content-Type`, the plain form type ([`content_type`]), no
-/// `Content-Encoding`, at most one `Authorization`.
-pub fn plan(config: &Config, headers: &dyn RequestHeaders) -> HeadPlan {
+/// A token request is read only when it goes to Keycloak ([`goes_to_keycloak`];
+/// `cluster` reads the name of the Envoy cluster it was routed to) and when
+/// Keycloak is bound to read it the same way (SECURITY.md, "Rewrite only
+/// unambiguous requests"): one `Content-Type`, the plain form type
+/// ([`content_type`]), no `Content-Encoding`, at most one `Authorization`.
+pub fn plan(config: &Config, headers: &dyn RequestHeaders, cluster: &dyn Fn() -> Option<Vec<u8>>) -> HeadPlan {
     if headers.get(":method") != Some(b"POST") {
         return HeadPlan::Ignore;
     }
@@ -71,16 +72,22 @@ pub fn plan(config: &Config, headers: &dyn RequestHeaders) -> HeadPlan {
     let Some(target) = headers.get(":path").and_then(endpoint::classify_path) else {
         return HeadPlan::Ignore;
     };
-    let ambiguous = |why| HeadPlan::Pass(target.clone(), PassReason::Ambiguous(why));
-    match headers.count("content-type") {
-        0 => return HeadPlan::Ignore,
-        1 => {}
-        _ => return ambiguous("more than one Content-Type"),
+    let form_type = match headers.count("content-type") {
+        0 => FormType::NotForm,
+        1 => headers
+            .get("content-type")
+            .map_or(FormType::NotForm, content_type::classify),
+        _ => FormType::Ambiguous("more than one Content-Type"),
+    };
+    if form_type == FormType::NotForm {
+        return HeadPlan::Ignore;
     }
-    match headers.get("content-type").map(content_type::classify) {
-        Some(FormType::Form) => {}
-        Some(FormType::Ambiguous(why)) => return ambiguous(why),
-        Some(FormType::NotForm) | None => return HeadPlan::Ignore,
+    if !goes_to_keycloak(&config.upstream, headers.get(":authority"), cluster) {
+        return HeadPlan::Pass(target, PassReason::UpstreamNotAllowed);
+    }
+    let ambiguous = |why| HeadPlan::Pass(target.clone(), PassReason::Ambiguous(why));
+    if let FormType::Ambiguous(why) = form_type {
+        return ambiguous(why);
     }
     if headers.count("content-encoding") > 0 {
         return ambiguous("the body has a Content-Encoding");
@@ -100,6 +107,46 @@ pub fn plan(config: &Config, headers: &dyn RequestHeaders) -> HeadPlan {
         caller: CallerHeader::from_authorization(headers.get("authorization")),
         has_content_length: content_length.is_some(),
     })
+}
+
+/// Whether a request goes to Keycloak: every list the configuration sets
+/// must name its destination. The cluster is the one Envoy routed the
+/// request to (unknown: not Keycloak); the authority is compared without
+/// its port and case-insensitively, with nothing else normalized (a
+/// trailing dot is another name, as it is to Envoy's routing).
+pub fn goes_to_keycloak(upstream: &Upstream, authority: Option<&[u8]>, cluster: &dyn Fn() -> Option<Vec<u8>>) -> bool {
+    if let Some(clusters) = &upstream.clusters {
+        let Some(cluster) = cluster() else {
+            return false;
+        };
+        if !clusters.iter().any(|c| c.as_bytes() == cluster.as_slice()) {
+            return false;
+        }
+    }
+    if let Some(authorities) = &upstream.authorities {
+        let Some(host) = authority.map(host_of) else {
+            return false;
+        };
+        if !authorities.iter().any(|a| a.as_bytes().eq_ignore_ascii_case(host)) {
+            return false;
+        }
+    }
+    true
+}
+
+/// The host of an authority: `host`, `host:port`, `[v6]` or `[v6]:port`.
+fn host_of(authority: &[u8]) -> &[u8] {
+    if authority.first() == Some(&b'[') {
+        let end = authority
+            .iter()
+            .position(|&b| b == b']')
+            .map_or(authority.len(), |i| i + 1);
+        return authority.get(..end).unwrap_or(authority);
+    }
+    match authority.iter().rposition(|&b| b == b':') {
+        Some(colon) => authority.get(..colon).unwrap_or(authority),
+        None => authority,
+    }
 }
 
 /// The caller's `Authorization` header, read while headers are still
@@ -142,6 +189,9 @@ pub enum PassReason {
     NotRefreshGrant,
     /// The token parameter is absent.
     NoToken,
+    /// The request is routed somewhere else than the configured Keycloak
+    /// (`upstream_clusters`, `authorities`): no credential may go there.
+    UpstreamNotAllowed,
     /// Keycloak could read the request otherwise than the filter does
     /// (charset, odd names, encodings): only a request both read alike is
     /// rewritten.
@@ -149,7 +199,7 @@ pub enum PassReason {
 }
 
 impl PassReason {
-    pub const ALL: [PassReason; 9] = [
+    pub const ALL: [PassReason; 10] = [
         PassReason::SameClient,
         PassReason::UnknownAzp,
         PassReason::CallerNotAllowed,
@@ -158,6 +208,7 @@ impl PassReason {
         PassReason::DuplicateParameter,
         PassReason::NotRefreshGrant,
         PassReason::NoToken,
+        PassReason::UpstreamNotAllowed,
         PassReason::Ambiguous(""),
     ];
 
@@ -172,6 +223,7 @@ impl PassReason {
             PassReason::DuplicateParameter => "duplicate_parameter",
             PassReason::NotRefreshGrant => "not_refresh_grant",
             PassReason::NoToken => "no_token",
+            PassReason::UpstreamNotAllowed => "upstream_not_allowed",
             PassReason::Ambiguous(_) => "ambiguous",
         }
     }

@@ -15,7 +15,9 @@ use support::{envoy_bin, free_port, local_values, render, repo_root, wasm_path, 
 const TOKEN_PATH: &str = "/realms/demo/protocol/openid-connect/token";
 
 fn plugin(secret: &str) -> String {
-    format!(r#"{{"clients":[{{"client_id":"admin","client_secret":"{secret}","allowed_callers":["mobile"]}}]}}"#)
+    format!(
+        r#"{{"upstream_clusters":["keycloak"],"clients":[{{"client_id":"admin","client_secret":"{secret}","allowed_callers":["mobile"]}}]}}"#
+    )
 }
 
 /// The shipped template's listener, as an LDS resource file.
@@ -149,7 +151,7 @@ fn a_refused_configuration_keeps_the_old_one_serving() {
         &dir.path,
         &lds(
             listen_port,
-            r#"{"clients":[{"client_id":"admin","client_secret":"bad-secret"}]}"#,
+            r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"admin","client_secret":"bad-secret"}]}"#,
         ),
     );
     wait_for("the rejection", || {

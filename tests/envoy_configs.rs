@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::process::Command;
 use support::{envoy_bin, local_values, render, repo_root, wasm_path, TempDir};
 
-const PLUGIN_CONFIG: &str = r#"{"clients":[{"client_id":"spring-boot-admin-client","client_secret_env":"ADMIN_CLIENT_SECRET","allowed_callers":["mobile-app-client"]}]}"#;
+const PLUGIN_CONFIG: &str = r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"spring-boot-admin-client","client_secret_env":"ADMIN_CLIENT_SECRET","allowed_callers":["mobile-app-client"]}]}"#;
 
 fn validate(config: &str, env: &[(&str, &str)]) -> (bool, String) {
     let dir = TempDir::new("validate");

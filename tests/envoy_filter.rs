@@ -23,7 +23,7 @@ fn plugin_config(hold_headers: bool) -> String {
         String::new()
     };
     format!(
-        r#"{{"clients":[{{"client_id":"admin","client_secret":"{ADMIN_SECRET}","allowed_callers":["mobile"],"realms":["demo"]}}{basic}],"hold_headers":{hold_headers},"max_body_bytes":4096}}"#
+        r#"{{"upstream_clusters":["keycloak"],"clients":[{{"client_id":"admin","client_secret":"{ADMIN_SECRET}","allowed_callers":["mobile"],"realms":["demo"]}}{basic}],"hold_headers":{hold_headers},"max_body_bytes":4096}}"#
     )
 }
 
@@ -398,19 +398,19 @@ fn invalid_configuration_stops_envoy_and_names_the_field() {
     let upstream_port = support::free_port();
     let cases = [
         (
-            r#"{"clients":[{"client_id":"admin","client_secret":"leaky-secret"}]}"#,
+            r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"admin","client_secret":"leaky-secret"}]}"#,
             "`clients[0].allowed_callers` is missing",
         ),
         (
-            r#"{"clients":[{"client_id":"admin","client_secret":"leaky-secret","allowed_callers":["m"],"colour":"red"}]}"#,
+            r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"admin","client_secret":"leaky-secret","allowed_callers":["m"],"colour":"red"}]}"#,
             "`clients[0].colour` is not a known field",
         ),
         (
-            r#"{"clients":[{"client_id":"admin","client_secret":"leaky-secret","allowed_callers":["m"],"auth_method":"client_secret_basic"}]}"#,
+            r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"admin","client_secret":"leaky-secret","allowed_callers":["m"],"auth_method":"client_secret_basic"}]}"#,
             "`clients[0].auth_method` client_secret_basic needs",
         ),
         (
-            r#"{"clients":[{"client_id":"admin","client_secret_env":"AZP_TEST_UNSET","allowed_callers":["m"]}]}"#,
+            r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"admin","client_secret_env":"AZP_TEST_UNSET","allowed_callers":["m"]}]}"#,
             "AZP_TEST_UNSET, which is not set",
         ),
         (r#"{"clients": leaky-secret}"#, "`(root)` is not valid JSON"),
@@ -425,7 +425,7 @@ fn invalid_configuration_stops_envoy_and_names_the_field() {
 #[test]
 fn secret_from_the_environment() {
     let upstream = Upstream::start();
-    let config = r#"{"clients":[{"client_id":"admin","client_secret_env":"AZP_TEST_ADMIN_SECRET","allowed_callers":["mobile"]}]}"#;
+    let config = r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"admin","client_secret_env":"AZP_TEST_ADMIN_SECRET","allowed_callers":["mobile"]}]}"#;
     let envoy = EnvoySpec::new(config, upstream.port)
         .host_env_key("AZP_TEST_ADMIN_SECRET")
         .env("AZP_TEST_ADMIN_SECRET", "from env!")
@@ -453,7 +453,7 @@ fn secret_from_the_environment() {
 fn works_under_the_default_root_id_and_twice_in_one_envoy() {
     let upstream = Upstream::start();
     // The same module twice: the first instance knows "admin", the second "other-admin".
-    let second = r#"{"clients":[{"client_id":"other-admin","client_secret":"second","allowed_callers":["mobile"]}]}"#;
+    let second = r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"other-admin","client_secret":"second","allowed_callers":["mobile"]}]}"#;
     let envoy = EnvoySpec::new(&plugin_config(false), upstream.port)
         .edit("                root_id: azp_bridge\n", "")
         .edit(

@@ -12,7 +12,7 @@ use support::upstream::Upstream;
 use support::EnvoySpec;
 
 const TOKEN_PATH: &str = "/realms/demo/protocol/openid-connect/token";
-const CONFIG: &str = r#"{"clients":[{"client_id":"admin","client_secret":"s3cret","allowed_callers":["mobile"]}]}"#;
+const CONFIG: &str = r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"admin","client_secret":"s3cret","allowed_callers":["mobile"]}]}"#;
 
 fn refresh_body() -> String {
     let payload = r#"{"iss":"http://k/realms/demo","azp":"admin","typ":"Refresh"}"#;

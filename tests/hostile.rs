@@ -14,7 +14,7 @@ use support::{h2client, Envoy, EnvoySpec};
 
 const TOKEN: &str = "/realms/demo/protocol/openid-connect/token";
 const SECRET: &str = "H0stile-Secret";
-const CONFIG: &str = r#"{"clients":[{"client_id":"admin","client_secret":"H0stile-Secret","allowed_callers":["mobile"],"realms":["demo"]}],"max_body_bytes":4096}"#;
+const CONFIG: &str = r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"admin","client_secret":"H0stile-Secret","allowed_callers":["mobile"],"realms":["demo"]}],"max_body_bytes":4096}"#;
 
 fn jws(payload: &str) -> String {
     format!("eyJhbGciOiJIUzUxMiJ9.{}.c2ln", URL_SAFE_NO_PAD.encode(payload))

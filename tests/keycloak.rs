@@ -103,14 +103,14 @@ fn main() {
 fn start() -> Ctx {
     let keycloak = Keycloak::start();
     let plugin = format!(
-        r#"{{"clients":[{{"client_id":"{ADMIN_CLIENT}","client_secret_env":"ADMIN_CLIENT_SECRET","allowed_callers":["{MOBILE_CLIENT}"],"realms":["{REALM}"]}}]}}"#
+        r#"{{"upstream_clusters":["keycloak"],"clients":[{{"client_id":"{ADMIN_CLIENT}","client_secret_env":"ADMIN_CLIENT_SECRET","allowed_callers":["{MOBILE_CLIENT}"],"realms":["{REALM}"]}}]}}"#
     );
     let envoy = EnvoySpec::new(&plugin, keycloak.port)
         .host_env_key("ADMIN_CLIENT_SECRET")
         .env("ADMIN_CLIENT_SECRET", ADMIN_CLIENT_SECRET)
         .start();
     let plugin_hold = format!(
-        r#"{{"clients":[{{"client_id":"{ADMIN_CLIENT}","client_secret":"{ADMIN_CLIENT_SECRET}","allowed_callers":["{MOBILE_CLIENT}"]}},{{"client_id":"{BASIC_ONLY_CLIENT}","client_secret":"{BASIC_ONLY_SECRET}","auth_method":"client_secret_basic","allowed_callers":["{MOBILE_CLIENT}"]}}],"hold_headers":true}}"#
+        r#"{{"upstream_clusters":["keycloak"],"clients":[{{"client_id":"{ADMIN_CLIENT}","client_secret":"{ADMIN_CLIENT_SECRET}","allowed_callers":["{MOBILE_CLIENT}"]}},{{"client_id":"{BASIC_ONLY_CLIENT}","client_secret":"{BASIC_ONLY_SECRET}","auth_method":"client_secret_basic","allowed_callers":["{MOBILE_CLIENT}"]}}],"hold_headers":true}}"#
     );
     let envoy_hold = EnvoySpec::new(&plugin_hold, keycloak.port).hold_headers().start();
     Ctx {

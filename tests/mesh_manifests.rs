@@ -11,6 +11,8 @@
 //!   Gateway builds it, or taken verbatim from the EnvoyFilter), put into the
 //!   shipped Envoy configuration in place of its own filter, starts a real
 //!   Envoy that rewrites a refresh exactly;
+//! - the same filter on a gateway with Keycloak's host and another service's
+//!   sends the secret only to Keycloak (tests/support/two_hosts.rs);
 //! - the OCI image recipe is the compat layout of the release module, and
 //!   `make image` without a builder says so and fails.
 
@@ -191,6 +193,20 @@ impl Implied {
     fn holds_headers(&self) -> bool {
         self.config()["allow_on_headers_stop_iteration"] == json!(true)
     }
+
+    fn plugin(&self) -> Json {
+        serde_json::from_str(&self.plugin_json()).unwrap()
+    }
+
+    /// Keycloak's Envoy cluster as the manifest names it (`upstream_clusters`).
+    fn keycloak_cluster(&self) -> Option<String> {
+        self.plugin()["upstream_clusters"][0].as_str().map(str::to_owned)
+    }
+
+    /// Keycloak's host as the manifest names it (`authorities`).
+    fn keycloak_host(&self) -> Option<String> {
+        self.plugin()["authorities"][0].as_str().map(str::to_owned)
+    }
 }
 
 /// Istio's failStrategy as Envoy's failure_policy (pilot/pkg/model/extensions.go).
@@ -356,6 +372,15 @@ fn envoy_spec(implied: &Implied, upstream_port: u16, dir: &TempDir) -> EnvoySpec
     }
     assert_eq!(replaced, 1, "envoy/azp-bridge.yaml has one azp_bridge filter");
     let mut text = serde_json::to_string_pretty(&config).unwrap();
+    // Keycloak's cluster under the name the mesh gives it.
+    if let Some(cluster) = implied.keycloak_cluster() {
+        for field in ["cluster", "name", "cluster_name"] {
+            text = text.replace(
+                &format!("\"{field}\": \"keycloak\""),
+                &format!("\"{field}\": \"{cluster}\""),
+            );
+        }
+    }
     for name in names {
         let placeholder = format!("${{{name}}}");
         // Ports are numbers; everything else left (addresses) is a string.
@@ -820,6 +845,55 @@ fn envoyfilter_hold_headers_config_sends_the_target_as_basic_in_a_real_envoy() {
     assert!(!forwarded.chunked);
     let basic = format!("Basic {}", STANDARD.encode(format!("{TARGET}:{SECRET_FORM}")));
     assert_eq!(forwarded.header_all("authorization"), vec![basic.as_str()]);
+}
+
+/// Each manifest's filter on a gateway with Keycloak's host and another
+/// service's (as a gateway-wide WasmPlugin or TrafficExtension runs it):
+/// forged tokens sent to the other host, to the other cluster through a
+/// path route, and with host variations, over HTTP/1.1 and HTTP/2, never
+/// bring the secret to the other service; Keycloak still gets the rewrite.
+#[test]
+fn every_manifest_sends_the_secret_only_to_keycloak() {
+    use support::two_hosts::{self, Gateway};
+    for implied in all_implied() {
+        let clusters = implied.keycloak_cluster();
+        assert!(
+            clusters.is_some() || implied.keycloak_host().is_some(),
+            "{}: says where Keycloak is",
+            implied.source
+        );
+        let gateway = Gateway {
+            keycloak_cluster: clusters.clone().unwrap_or_else(|| "keycloak".to_owned()),
+            keycloak_host: implied
+                .keycloak_host()
+                .unwrap_or_else(|| "keycloak.example.com".to_owned()),
+        };
+        let env: Vec<(String, &str)> = implied.host_env_keys().into_iter().map(|k| (k, SECRET)).collect();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let running = two_hosts::start(&gateway, &implied.typed_config, &env);
+        let probes = two_hosts::probes(&gateway, TOKEN_PATH, clusters.is_some());
+        let body = format!(
+            "grant_type=refresh_token&client_id={CALLER}&refresh_token={}",
+            refresh_token(TARGET)
+        );
+        let secrets = [
+            SECRET.to_owned(),
+            SECRET_FORM.to_owned(),
+            STANDARD.encode(format!("{TARGET}:{SECRET_FORM}")),
+            "client_secret".to_owned(),
+        ];
+        two_hosts::check(&running, &probes, body.as_bytes(), &secrets);
+        let counters = running.envoy.counters();
+        let elsewhere = probes.iter().filter(|p| !p.to_keycloak).count() as u64;
+        assert_eq!(counters["passed.upstream_not_allowed"], elsewhere, "{}", implied.source);
+        assert_eq!(
+            counters["rewritten"],
+            probes.len() as u64 - elsewhere,
+            "{}",
+            implied.source
+        );
+        running.envoy.assert_log_clean(&[SECRET, SECRET_FORM]);
+    }
 }
 
 #[test]

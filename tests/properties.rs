@@ -18,7 +18,7 @@ fn config(hold_headers: bool) -> Config {
         ""
     };
     let json = format!(
-        r#"{{"clients":[{{"client_id":"admin","client_secret":"Adm1n&Secret=+/","allowed_callers":["mobile","web app"],"realms":["demo"]}}{basic}],"hold_headers":{hold_headers}}}"#
+        r#"{{"upstream_clusters":["keycloak"],"clients":[{{"client_id":"admin","client_secret":"Adm1n&Secret=+/","allowed_callers":["mobile","web app"],"realms":["demo"]}}{basic}],"hold_headers":{hold_headers}}}"#
     );
     config::parse(json.as_bytes(), &|_| None).unwrap()
 }

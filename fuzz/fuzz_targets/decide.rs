@@ -13,8 +13,8 @@ use std::sync::OnceLock;
 fn configs() -> &'static [Config; 2] {
     static CONFIGS: OnceLock<[Config; 2]> = OnceLock::new();
     CONFIGS.get_or_init(|| {
-        let post = r#"{"clients":[{"client_id":"admin","client_secret":"Adm1n&Secret=+/","allowed_callers":["mobile","web app"],"realms":["demo"]}]}"#;
-        let hold = r#"{"clients":[{"client_id":"admin","client_secret":"Adm1n&Secret=+/","allowed_callers":["mobile"]},{"client_id":"basic admin","client_secret":"B4sic:Secret%","auth_method":"client_secret_basic","allowed_callers":["mobile"]}],"hold_headers":true}"#;
+        let post = r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"admin","client_secret":"Adm1n&Secret=+/","allowed_callers":["mobile","web app"],"realms":["demo"]}]}"#;
+        let hold = r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"admin","client_secret":"Adm1n&Secret=+/","allowed_callers":["mobile"]},{"client_id":"basic admin","client_secret":"B4sic:Secret%","auth_method":"client_secret_basic","allowed_callers":["mobile"]}],"hold_headers":true}"#;
         [
             config::parse(post.as_bytes(), &|_| None).unwrap(),
             config::parse(hold.as_bytes(), &|_| None).unwrap(),

@@ -9,7 +9,7 @@ const ISS: &str = "http://127.0.0.1:8080/realms/demo";
 
 fn config_with(extra_client: &str, hold_headers: bool) -> Config {
     let json = format!(
-        r#"{{"clients":[
+        r#"{{"upstream_clusters":["keycloak"],"clients":[
             {{"client_id":"admin","client_secret":"{SECRET}","allowed_callers":["mobile","web"],"realms":["demo"]}}
             {extra_client}
         ],"hold_headers":{hold_headers},"max_body_bytes":4096}}"#
@@ -99,8 +99,12 @@ impl RequestHeaders for Headers {
 const TOKEN_PATH: &str = "/realms/demo/protocol/openid-connect/token";
 const FORM: &str = "application/x-www-form-urlencoded";
 
+fn keycloak_cluster() -> Option<Vec<u8>> {
+    Some(b"keycloak".to_vec())
+}
+
 fn plan_of(headers: &[(&'static str, &'static str)]) -> HeadPlan {
-    plan(&default_config(), &Headers(headers.to_vec()))
+    plan(&default_config(), &Headers(headers.to_vec()), &keycloak_cluster)
 }
 
 #[test]
@@ -143,7 +147,7 @@ fn plan_reads_only_the_method_of_other_methods() {
         }
     }
     let headers = Counting(Default::default());
-    assert_eq!(plan(&default_config(), &headers), HeadPlan::Ignore);
+    assert_eq!(plan(&default_config(), &headers, &keycloak_cluster), HeadPlan::Ignore);
     assert_eq!(*headers.0.borrow(), vec![":method"]);
 }
 
@@ -165,7 +169,7 @@ fn plan_reads_only_method_and_path_of_other_posts() {
         }
     }
     let headers = Counting(Default::default());
-    assert_eq!(plan(&default_config(), &headers), HeadPlan::Ignore);
+    assert_eq!(plan(&default_config(), &headers, &keycloak_cluster), HeadPlan::Ignore);
     assert_eq!(*headers.0.borrow(), vec![":method", ":path"]);
 }
 
@@ -248,6 +252,116 @@ fn plan_passes_token_requests_keycloak_could_read_otherwise() {
             matches!(with(&[("content-type", utf8)]), HeadPlan::Inspect(_)),
             "{utf8}"
         );
+    }
+}
+
+fn upstream(clusters: Option<&[&str]>, authorities: Option<&[&str]>) -> Upstream {
+    let owned = |list: &[&str]| list.iter().map(|s| s.to_string()).collect();
+    Upstream {
+        clusters: clusters.map(owned),
+        authorities: authorities.map(owned),
+    }
+}
+
+#[test]
+fn only_the_listed_cluster_is_keycloak() {
+    let clusters = upstream(
+        Some(&["keycloak", "outbound|8080||keycloak.iam.svc.cluster.local"]),
+        None,
+    );
+    let to = |name: &'static str| move || Some(name.as_bytes().to_vec());
+    assert!(goes_to_keycloak(&clusters, None, &to("keycloak")));
+    assert!(goes_to_keycloak(
+        &clusters,
+        None,
+        &to("outbound|8080||keycloak.iam.svc.cluster.local")
+    ));
+    for other in [
+        "other",
+        "Keycloak",
+        "keycloak ",
+        "outbound|8080||keycloak.other.svc.cluster.local",
+    ] {
+        assert!(!goes_to_keycloak(&clusters, Some(b"keycloak"), &to(other)), "{other}");
+    }
+    // Unknown cluster: not Keycloak.
+    assert!(!goes_to_keycloak(&clusters, None, &|| None));
+}
+
+#[test]
+fn authorities_ignore_port_and_case_and_nothing_else() {
+    let hosts = upstream(None, Some(&["keycloak.example.com", "[::1]"]));
+    let never = || -> Option<Vec<u8>> { panic!("the cluster is not read without upstream_clusters") };
+    for authority in [
+        "keycloak.example.com",
+        "keycloak.example.com:8443",
+        "KeyCloak.Example.COM",
+        "[::1]:8080",
+        "[::1]",
+    ] {
+        assert!(
+            goes_to_keycloak(&hosts, Some(authority.as_bytes()), &never),
+            "{authority}"
+        );
+    }
+    for authority in [
+        "keycloak.example.com.",
+        "keycloak.example.com.:443",
+        "other-app.example.com",
+        "keycloak.example.com.evil",
+        "evil-keycloak.example.com",
+        "",
+        "[::2]:80",
+    ] {
+        assert!(
+            !goes_to_keycloak(&hosts, Some(authority.as_bytes()), &never),
+            "{authority}"
+        );
+    }
+    assert!(!goes_to_keycloak(&hosts, None, &never));
+}
+
+#[test]
+fn with_both_lists_both_must_match() {
+    let both = upstream(Some(&["keycloak"]), Some(&["keycloak.example.com"]));
+    let keycloak = || Some(b"keycloak".to_vec());
+    let other = || Some(b"other".to_vec());
+    assert!(goes_to_keycloak(&both, Some(b"keycloak.example.com"), &keycloak));
+    assert!(!goes_to_keycloak(&both, Some(b"other.example.com"), &keycloak));
+    assert!(!goes_to_keycloak(&both, Some(b"keycloak.example.com"), &other));
+}
+
+#[test]
+fn plan_passes_token_requests_routed_elsewhere_before_reading_more() {
+    let headers = Headers(vec![
+        (":method", "POST"),
+        (":path", TOKEN_PATH),
+        (":authority", "other-app.example.com"),
+        ("content-type", FORM),
+        ("content-length", "999999"),
+    ]);
+    let config = default_config();
+    assert_eq!(
+        plan(&config, &headers, &|| Some(b"other-app".to_vec())),
+        HeadPlan::Pass(target(Endpoint::Token), PassReason::UpstreamNotAllowed)
+    );
+    assert_eq!(
+        plan(&config, &headers, &|| None),
+        HeadPlan::Pass(target(Endpoint::Token), PassReason::UpstreamNotAllowed)
+    );
+    // Requests that are not token requests never read the cluster.
+    let never = || -> Option<Vec<u8>> { panic!("cluster read for a request that is not a token request") };
+    for headers in [
+        vec![(":method", "GET"), (":path", TOKEN_PATH)],
+        vec![(":method", "POST"), (":path", "/api"), ("content-type", FORM)],
+        vec![
+            (":method", "POST"),
+            (":path", TOKEN_PATH),
+            ("content-type", "application/json"),
+        ],
+        vec![(":method", "POST"), (":path", TOKEN_PATH)],
+    ] {
+        assert_eq!(plan(&config, &Headers(headers), &never), HeadPlan::Ignore);
     }
 }
 

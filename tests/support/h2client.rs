@@ -17,19 +17,35 @@ pub fn post(
     pieces: &[&[u8]],
     trailers: Option<(&str, &str)>,
 ) -> H2Response {
+    post_to(port, "keycloak.test", path, headers, pieces, trailers)
+}
+
+/// [`post`] with this `:authority`.
+pub fn post_to(
+    port: u16,
+    authority: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    pieces: &[&[u8]],
+    trailers: Option<(&str, &str)>,
+) -> H2Response {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     runtime.block_on(async {
-        tokio::time::timeout(Duration::from_secs(15), exchange(port, path, headers, pieces, trailers))
-            .await
-            .expect("h2 exchange timed out")
+        tokio::time::timeout(
+            Duration::from_secs(15),
+            exchange(port, authority, path, headers, pieces, trailers),
+        )
+        .await
+        .expect("h2 exchange timed out")
     })
 }
 
 async fn exchange(
     port: u16,
+    authority: &str,
     path: &str,
     headers: &[(&str, &str)],
     pieces: &[&[u8]],
@@ -43,7 +59,7 @@ async fn exchange(
     let mut client = client.ready().await.unwrap();
     let mut request = http::Request::builder()
         .method("POST")
-        .uri(format!("http://keycloak.test{path}"))
+        .uri(format!("http://{authority}{path}"))
         .header("content-type", "application/x-www-form-urlencoded");
     for (name, value) in headers {
         request = request.header(*name, *value);

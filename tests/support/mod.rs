@@ -8,6 +8,7 @@ pub mod http1;
 pub mod invariants;
 pub mod keycloak;
 pub mod load;
+pub mod two_hosts;
 pub mod upstream;
 
 use std::collections::HashMap;

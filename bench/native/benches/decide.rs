@@ -11,7 +11,7 @@ use azp_bridge_native_bench::criterion_cpu::CpuTime;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 
 /// The plugin configuration bench/run.sh gives Envoy.
-const PLUGIN_CONFIG: &str = r#"{"clients":[{"client_id":"admin","client_secret":"bench-Secret/+&=","allowed_callers":["mobile","spa"],"realms":["demo"]},{"client_id":"reporting","client_secret":"rep0rting-secret","allowed_callers":["mobile"]}]}"#;
+const PLUGIN_CONFIG: &str = r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"admin","client_secret":"bench-Secret/+&=","allowed_callers":["mobile","spa"],"realms":["demo"]},{"client_id":"reporting","client_secret":"rep0rting-secret","allowed_callers":["mobile"]}]}"#;
 
 const REWRITE: &[u8] = include_bytes!("../../fixtures/rewrite.form");
 const PASS: &[u8] = include_bytes!("../../fixtures/pass.form");
@@ -85,14 +85,14 @@ fn benches(c: &mut Criterion<CpuTime>) {
         ("content-type", b"application/x-www-form-urlencoded".to_vec()),
         ("content-length", REWRITE.len().to_string().into_bytes()),
     ]);
-    assert!(matches!(policy::plan(&config, &token_headers), HeadPlan::Inspect(_)));
-    assert_eq!(policy::plan(&config, &other_headers), HeadPlan::Ignore);
+    assert!(matches!(policy::plan(&config, &token_headers, &|| Some(b"keycloak".to_vec())), HeadPlan::Inspect(_)));
+    assert_eq!(policy::plan(&config, &other_headers, &|| Some(b"keycloak".to_vec())), HeadPlan::Ignore);
     let mut group = c.benchmark_group("plan");
     group.bench_function("token_request", |b| {
-        b.iter(|| policy::plan(black_box(&config), black_box(&token_headers)))
+        b.iter(|| policy::plan(black_box(&config), black_box(&token_headers), &|| Some(b"keycloak".to_vec())))
     });
     group.bench_function("other_post", |b| {
-        b.iter(|| policy::plan(black_box(&config), black_box(&other_headers)))
+        b.iter(|| policy::plan(black_box(&config), black_box(&other_headers), &|| Some(b"keycloak".to_vec())))
     });
     group.finish();
 

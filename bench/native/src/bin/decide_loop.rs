@@ -9,7 +9,7 @@ use azp_bridge::policy::{self, CallerHeader, Inspection, Outcome};
 use std::hint::black_box;
 use azp_bridge_native_bench::cpu_time_ns;
 
-const PLUGIN_CONFIG: &str = r#"{"clients":[{"client_id":"admin","client_secret":"bench-Secret/+&=","allowed_callers":["mobile","spa"],"realms":["demo"]},{"client_id":"reporting","client_secret":"rep0rting-secret","allowed_callers":["mobile"]}]}"#;
+const PLUGIN_CONFIG: &str = r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"admin","client_secret":"bench-Secret/+&=","allowed_callers":["mobile","spa"],"realms":["demo"]},{"client_id":"reporting","client_secret":"rep0rting-secret","allowed_callers":["mobile"]}]}"#;
 const REWRITE: &[u8] = include_bytes!("../../../fixtures/rewrite.form");
 const PASS: &[u8] = include_bytes!("../../../fixtures/pass.form");
 
