@@ -20,6 +20,19 @@ for ((i = 0; i < ${#args[@]}; i++)); do
   if [ "${args[$i]}" = "--target-dir" ]; then target_dir="${args[$((i + 1))]}"; fi
 done
 
+# What the module says it is at on_configure (src/filter.rs): the crate
+# version and this commit, `-dirty` when the work tree has changes, `unknown`
+# outside a git checkout. A caller may set AZP_BRIDGE_COMMIT (a source archive).
+if [ -z "${AZP_BRIDGE_COMMIT:-}" ]; then
+  AZP_BRIDGE_COMMIT=unknown
+  if [ "$(git rev-parse --show-toplevel 2>/dev/null)" = "${root}" ] \
+    && commit="$(git rev-parse --verify --quiet HEAD)"; then
+    AZP_BRIDGE_COMMIT="${commit:0:7}" # not --short: its length depends on the clone
+    [ -z "$(git status --porcelain)" ] || AZP_BRIDGE_COMMIT="${AZP_BRIDGE_COMMIT}-dirty"
+  fi
+fi
+export AZP_BRIDGE_COMMIT
+
 cargo_home="$(cd "${CARGO_HOME:-${HOME}/.cargo}" 2>/dev/null && pwd -P || echo "${CARGO_HOME:-${HOME}/.cargo}")"
 flags=("--remap-path-prefix=${root}=/azp-bridge")
 for source in "${cargo_home}"/registry/src/*; do
@@ -41,4 +54,4 @@ if [ ! -f "${marker}" ] || [ "$(stamp)" != "$(cat "${marker}")" ]; then
   mv "${module}.tmp" "${module}"
   stamp > "${marker}"
 fi
-echo "build-wasm: ${module} $(stat -c %s "${module}") bytes"
+echo "build-wasm: ${module} $(stat -c %s "${module}") bytes (${AZP_BRIDGE_COMMIT})"
