@@ -7,7 +7,7 @@
 #   - after a push, the image manifest digest: the `sha256` for an oci:// url
 #     (Istio compares it with the pulled image's digest, not the module's).
 #
-#   IMAGE=REGISTRY/azp-bridge:0.1.0 PUSH=1 make image
+#   IMAGE=REGISTRY/azp-bridge:0.2.0 PUSH=1 make image
 #
 # Without docker buildx (and a running engine) or buildah it builds nothing,
 # says what to do instead, and exits 2.
