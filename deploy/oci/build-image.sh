@@ -7,7 +7,10 @@
 #   - after a push, the image manifest digest: the `sha256` for an oci:// url
 #     (Istio compares it with the pulled image's digest, not the module's).
 #
-#   IMAGE=REGISTRY/azp-bridge:0.1.0 PUSH=1 make image
+#   IMAGE=REGISTRY/azp-bridge:0.2.0 PUSH=1 make image
+#
+# OCI_ARCHIVE=FILE writes the image to FILE as an OCI archive (tar of an OCI
+# image layout) instead of loading or pushing it (`make release`).
 #
 # Without docker buildx (and a running engine) or buildah it builds nothing,
 # says what to do instead, and exits 2.
@@ -18,6 +21,7 @@ WASM="${WASM:-target/wasm32-wasip1/release/azp_bridge.wasm}"
 VERSION="$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)"
 IMAGE="${IMAGE:-azp-bridge:${VERSION}}"
 PUSH="${PUSH:-0}"
+OCI_ARCHIVE="${OCI_ARCHIVE:-}"
 DOCKER="${DOCKER:-docker}"
 BUILDAH="${BUILDAH:-buildah}"
 
@@ -68,6 +72,9 @@ case "${builder}" in
     # image digest Istio computes.
     output=--load
     [ "${PUSH}" = 1 ] && output=--push
+    # The oci exporter needs a builder other than the plain docker driver
+    # (e.g. `docker buildx create --use`) or the containerd image store.
+    [ -n "${OCI_ARCHIVE}" ] && output="--output=type=oci,dest=${OCI_ARCHIVE}"
     SOURCE_DATE_EPOCH="${epoch}" "${DOCKER}" buildx build --provenance=false --sbom=false \
       -f deploy/oci/Dockerfile -t "${IMAGE}" "${output}" \
       --metadata-file "${context}/metadata.json" "${context}"
@@ -78,6 +85,9 @@ case "${builder}" in
     ;;
   buildah)
     "${BUILDAH}" build --format oci --timestamp "${epoch}" -f deploy/oci/Dockerfile -t "${IMAGE}" "${context}"
+    if [ -n "${OCI_ARCHIVE}" ]; then
+      "${BUILDAH}" push "${IMAGE}" "oci-archive:${OCI_ARCHIVE}:${IMAGE}"
+    fi
     if [ "${PUSH}" = 1 ]; then
       "${BUILDAH}" push --digestfile "${context}/digest" "${IMAGE}"
       digest="$(grep -o '[0-9a-f]\{64\}' "${context}/digest" || true)"
@@ -85,7 +95,9 @@ case "${builder}" in
     ;;
 esac
 
-if [ -n "${digest}" ]; then
+if [ -n "${OCI_ARCHIVE}" ]; then
+  echo "oci archive:   ${OCI_ARCHIVE} (${IMAGE})"
+elif [ -n "${digest}" ]; then
   echo "image digest:  ${digest}"
   echo "               (the WasmPlugin sha256 for url oci://${IMAGE})"
 else
