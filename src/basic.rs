@@ -1,8 +1,16 @@
 //! HTTP Basic client authentication as RFC 6749 2.3.1 defines it: the id and
 //! the secret are form-urlencoded before base64.
 
-use crate::base64::STANDARD;
 use crate::form;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
+use base64::engine::DecodePaddingMode;
+use base64::{alphabet, Engine};
+
+/// Keycloak's (Java's) decoder accepts Basic credentials without padding.
+const STANDARD_ANY_PADDING: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 
 /// Why a Basic header was not understood.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +38,7 @@ pub fn parse(header: &[u8]) -> Result<Authorization, BasicError> {
     if !scheme.eq_ignore_ascii_case(b"basic") {
         return Ok(Authorization::Other);
     }
-    let decoded = STANDARD
+    let decoded = STANDARD_ANY_PADDING
         .decode(credentials.trim_ascii())
         .map_err(|_| BasicError::NotBase64)?;
     let colon = decoded.iter().position(|&b| b == b':').ok_or(BasicError::NoColon)?;
@@ -94,6 +102,19 @@ mod tests {
         assert_eq!(parse(b"Bearer abc").unwrap(), Authorization::Other);
         assert_eq!(parse(b"Basic").unwrap(), Authorization::Other);
         assert_eq!(parse(b"").unwrap(), Authorization::Other);
+    }
+
+    #[test]
+    fn padding_may_be_left_out() {
+        // "mobile:x" is bW9iaWxlOng= in full.
+        assert_eq!(
+            parse(b"Basic bW9iaWxlOng").unwrap(),
+            Authorization::Basic(b"mobile".to_vec())
+        );
+        assert_eq!(
+            parse(b"Basic bW9iaWxlOng=").unwrap(),
+            Authorization::Basic(b"mobile".to_vec())
+        );
     }
 
     #[test]

@@ -1,10 +1,14 @@
 //! The plugin configuration: parsed, validated and with secrets resolved once,
 //! in `on_configure`, so that requests only read it.
 //!
-//! Errors name the field and the problem and never repeat a value: a value in
-//! the wrong place may well be a secret.
+//! serde reads the JSON into [`Raw`] (types, unknown fields, defaults);
+//! [`parse`] then checks what serde cannot say (non-empty values, exactly one
+//! secret source, where Keycloak is). Errors name the field and the problem
+//! and never repeat a value: a value in the wrong place may well be a secret,
+//! so serde's own messages, which quote values, are never shown.
 
-use crate::json::value::{self, Value};
+use serde::Deserialize;
+use serde_path_to_error::Segment;
 use std::fmt;
 
 /// Envoy's own default buffer limit; a larger body never reaches the filter.
@@ -12,9 +16,11 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 const MAX_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 /// How the target client's credentials are sent to Keycloak.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AuthMethod {
     /// `client_id` and `client_secret` in the form body.
+    #[default]
     ClientSecretPost,
     /// An `Authorization: Basic` header (needs `hold_headers`).
     ClientSecretBasic,
@@ -96,120 +102,111 @@ fn error(field: impl Into<String>, problem: impl Into<String>) -> ConfigError {
     }
 }
 
+/// The configuration as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    clients: Vec<RawClient>,
+    upstream_clusters: Option<Vec<String>>,
+    authorities: Option<Vec<String>>,
+    #[serde(default)]
+    hold_headers: bool,
+    max_body_bytes: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClient {
+    client_id: String,
+    client_secret: Option<String>,
+    client_secret_env: Option<String>,
+    #[serde(default)]
+    auth_method: AuthMethod,
+    allowed_callers: Vec<String>,
+    realms: Option<Vec<String>>,
+}
+
+const ROOT_FIELDS: &str = "clients, upstream_clusters, authorities, hold_headers, max_body_bytes";
+const CLIENT_FIELDS: &str = "client_id, client_secret, client_secret_env, auth_method, allowed_callers, realms";
+
 /// Parses the plugin configuration. `env` looks up environment variables
 /// (the VM's, exposed by `vm_config.environment_variables`).
 pub fn parse(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-    let root = value::parse(json).map_err(|e| {
-        // Only the position: the input may hold a secret.
+    let mut reader = serde_json::Deserializer::from_slice(json);
+    let raw: Raw = serde_path_to_error::deserialize(&mut reader).map_err(|e| serde_error(&e))?;
+    reader.end().map_err(|e| {
         error(
             "(root)",
-            format!("is not valid JSON (line {}, column {})", e.line, e.column),
+            format!("is not valid JSON (line {}, column {})", e.line(), e.column()),
         )
     })?;
-    let root = object(&root, "(root)")?;
-    only_known(
-        root,
-        "",
-        &[
-            "clients",
-            "upstream_clusters",
-            "authorities",
-            "hold_headers",
-            "max_body_bytes",
-        ],
-    )?;
-    let upstream = Upstream {
-        clusters: string_list(root.get("upstream_clusters"), "upstream_clusters")?,
-        authorities: string_list(root.get("authorities"), "authorities")?
-            .map(|hosts| hosts.iter().map(|h| h.to_ascii_lowercase()).collect()),
+
+    let hold_headers = raw.hold_headers;
+    let max_body_bytes = match raw.max_body_bytes {
+        None => DEFAULT_MAX_BODY_BYTES,
+        Some(n) => usize::try_from(n)
+            .ok()
+            .filter(|n| (1..=MAX_MAX_BODY_BYTES).contains(n))
+            .ok_or_else(|| error("max_body_bytes", expected("max_body_bytes")))?,
     };
-    if let Some((i, _)) = upstream
-        .authorities
+    if raw.clients.is_empty() {
+        return Err(error("clients", "must not be empty"));
+    }
+    let mut clients: Vec<TargetClient> = Vec::with_capacity(raw.clients.len());
+    for (i, raw_client) in raw.clients.into_iter().enumerate() {
+        let path = format!("clients[{i}]");
+        let client = target_client(raw_client, &path, env)?;
+        if client.auth_method == AuthMethod::ClientSecretBasic && !hold_headers {
+            return Err(error(
+                format!("{path}.auth_method"),
+                "client_secret_basic needs \"hold_headers\": true (headers must wait for the body to be changed)",
+            ));
+        }
+        if clients.iter().any(|c| c.client_id == client.client_id) {
+            return Err(error(format!("{path}.client_id"), "repeats an earlier client_id"));
+        }
+        clients.push(client);
+    }
+
+    let clusters = non_empty_list(raw.upstream_clusters, "upstream_clusters")?;
+    let authorities = non_empty_list(raw.authorities, "authorities")?;
+    if let Some(i) = authorities
         .iter()
         .flatten()
-        .enumerate()
-        .find(|(_, host)| host.contains(':') || host.contains('/'))
+        .position(|host| host.contains(':') || host.contains('/'))
     {
         return Err(error(
             format!("authorities[{i}]"),
             "must be a host name without port or path (the port of a request is ignored)",
         ));
     }
-
-    let hold_headers = match root.get("hold_headers") {
-        None => false,
-        Some(v) => v
-            .as_bool()
-            .ok_or_else(|| error("hold_headers", "must be true or false"))?,
-    };
-    let max_body_bytes = match root.get("max_body_bytes") {
-        None => DEFAULT_MAX_BODY_BYTES,
-        Some(v) => v
-            .as_u64()
-            .and_then(|n| usize::try_from(n).ok())
-            .filter(|n| (1..=MAX_MAX_BODY_BYTES).contains(n))
-            .ok_or_else(|| {
-                error(
-                    "max_body_bytes",
-                    format!("must be a whole number from 1 to {MAX_MAX_BODY_BYTES}"),
-                )
-            })?,
-    };
-
-    let clients = root
-        .get("clients")
-        .ok_or_else(|| error("clients", "is missing"))?
-        .as_array()
-        .ok_or_else(|| error("clients", "must be a list"))?;
-    if clients.is_empty() {
-        return Err(error("clients", "must not be empty"));
-    }
-    let mut parsed: Vec<TargetClient> = Vec::with_capacity(clients.len());
-    for (i, client) in clients.iter().enumerate() {
-        let client = target_client(client, &format!("clients[{i}]"), env)?;
-        if client.auth_method == AuthMethod::ClientSecretBasic && !hold_headers {
-            return Err(error(
-                format!("clients[{i}].auth_method"),
-                "client_secret_basic needs \"hold_headers\": true (headers must wait for the body to be changed)",
-            ));
-        }
-        if parsed.iter().any(|c| c.client_id == client.client_id) {
-            return Err(error(format!("clients[{i}].client_id"), "repeats an earlier client_id"));
-        }
-        parsed.push(client);
-    }
-    if upstream.clusters.is_none() && upstream.authorities.is_none() {
+    if clusters.is_none() && authorities.is_none() {
         return Err(error(
             "upstream_clusters",
             "is missing: set it (or `authorities`) to where Keycloak is, so that a secret only ever goes there",
         ));
     }
     Ok(Config {
-        clients: parsed,
-        upstream,
+        clients,
+        upstream: Upstream {
+            clusters,
+            authorities: authorities.map(|hosts| hosts.iter().map(|h| h.to_ascii_lowercase()).collect()),
+        },
         hold_headers,
         max_body_bytes,
     })
 }
 
-fn target_client(value: &Value, path: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<TargetClient, ConfigError> {
-    let client = object(value, path)?;
-    only_known(
-        client,
-        path,
-        &[
-            "client_id",
-            "client_secret",
-            "client_secret_env",
-            "auth_method",
-            "allowed_callers",
-            "realms",
-        ],
-    )?;
+fn target_client(
+    raw: RawClient,
+    path: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<TargetClient, ConfigError> {
     let field = |name: &str| format!("{path}.{name}");
-    let client_id = required_string(client, &field("client_id"), "client_id")?;
-
-    let secret = match (client.get("client_secret"), client.get("client_secret_env")) {
+    if raw.client_id.is_empty() {
+        return Err(error(field("client_id"), "must not be empty"));
+    }
+    let secret = match (raw.client_secret, raw.client_secret_env) {
         (Some(_), Some(_)) => {
             return Err(error(
                 field("client_secret"),
@@ -217,103 +214,136 @@ fn target_client(value: &Value, path: &str, env: &dyn Fn(&str) -> Option<String>
             ))
         }
         (None, None) => return Err(error(field("client_secret"), "or client_secret_env must be set")),
-        (Some(_), None) => required_string(client, &field("client_secret"), "client_secret")?,
-        (None, Some(_)) => {
-            let name = required_string(client, &field("client_secret_env"), "client_secret_env")?;
-            match env(&name) {
-                None => {
-                    return Err(error(
-                        field("client_secret_env"),
-                        format!("names environment variable {name}, which is not set in the VM (vm_config.environment_variables)"),
-                    ))
-                }
-                Some(value) if value.is_empty() => {
-                    return Err(error(field("client_secret_env"), format!("names environment variable {name}, which is empty")))
-                }
-                Some(value) => value,
+        (Some(secret), None) if secret.is_empty() => return Err(error(field("client_secret"), "must not be empty")),
+        (Some(secret), None) => secret,
+        (None, Some(name)) if name.is_empty() => return Err(error(field("client_secret_env"), "must not be empty")),
+        (None, Some(name)) => match env(&name) {
+            None => {
+                return Err(error(
+                    field("client_secret_env"),
+                    format!(
+                    "names environment variable {name}, which is not set in the VM (vm_config.environment_variables)"
+                ),
+                ))
             }
-        }
+            Some(value) if value.is_empty() => {
+                return Err(error(
+                    field("client_secret_env"),
+                    format!("names environment variable {name}, which is empty"),
+                ))
+            }
+            Some(value) => value,
+        },
     };
-
-    let auth_method = match client.get("auth_method") {
-        None => AuthMethod::ClientSecretPost,
-        Some(Value::String(s)) if s == "client_secret_post" => AuthMethod::ClientSecretPost,
-        Some(Value::String(s)) if s == "client_secret_basic" => AuthMethod::ClientSecretBasic,
-        Some(_) => {
-            return Err(error(
-                field("auth_method"),
-                "must be \"client_secret_post\" or \"client_secret_basic\"",
-            ))
-        }
-    };
-
-    let allowed_callers = string_list(client.get("allowed_callers"), &field("allowed_callers"))?
-        .ok_or_else(|| error(field("allowed_callers"), "is missing"))?;
-    let realms = string_list(client.get("realms"), &field("realms"))?;
-
+    let allowed_callers = non_empty_list(Some(raw.allowed_callers), &field("allowed_callers"))?.unwrap_or_default();
+    let realms = non_empty_list(raw.realms, &field("realms"))?;
     Ok(TargetClient {
-        client_id,
+        client_id: raw.client_id,
         secret: Secret(secret),
-        auth_method,
+        auth_method: raw.auth_method,
         allowed_callers,
         realms,
     })
 }
 
-fn object<'a>(value: &'a Value, path: &str) -> Result<&'a Value, ConfigError> {
-    match value {
-        Value::Object(_) => Ok(value),
-        _ => Err(error(path, "must be an object")),
-    }
-}
-
-fn only_known(map: &Value, path: &str, known: &[&str]) -> Result<(), ConfigError> {
-    let mut names = map.as_object().unwrap_or_default().iter().map(|(name, _)| name);
-    match names.find(|k| !known.contains(&k.as_str())) {
-        None => Ok(()),
-        Some(unknown) => {
-            let unknown: String = unknown.chars().take(64).collect();
-            let prefix = if path.is_empty() {
-                String::new()
-            } else {
-                format!("{path}.")
-            };
-            Err(error(
-                format!("{prefix}{unknown}"),
-                format!("is not a known field (known: {})", known.join(", ")),
-            ))
-        }
-    }
-}
-
-fn required_string(map: &Value, path: &str, key: &str) -> Result<String, ConfigError> {
-    match map.get(key) {
-        None => Err(error(path, "is missing")),
-        Some(Value::String(s)) if s.is_empty() => Err(error(path, "must not be empty")),
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(_) => Err(error(path, "must be a string")),
-    }
-}
-
-/// A non-empty list of non-empty strings, or `None` when absent.
-fn string_list(value: Option<&Value>, path: &str) -> Result<Option<Vec<String>>, ConfigError> {
-    let Some(value) = value else { return Ok(None) };
-    let items = value
-        .as_array()
-        .ok_or_else(|| error(path, "must be a list of strings"))?;
-    if items.is_empty() {
+/// A list that, when given, has items and no empty string.
+fn non_empty_list(list: Option<Vec<String>>, path: &str) -> Result<Option<Vec<String>>, ConfigError> {
+    let Some(list) = list else { return Ok(None) };
+    if list.is_empty() {
         return Err(error(path, "must not be empty"));
     }
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| match item {
-            Value::String(s) if !s.is_empty() => Ok(s.clone()),
-            Value::String(_) => Err(error(format!("{path}[{i}]"), "must not be empty")),
-            _ => Err(error(format!("{path}[{i}]"), "must be a string")),
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
+    if let Some(i) = list.iter().position(String::is_empty) {
+        return Err(error(format!("{path}[{i}]"), "must not be empty"));
+    }
+    Ok(Some(list))
+}
+
+/// A serde error as field and problem, without any value from the input.
+fn serde_error(e: &serde_path_to_error::Error<serde_json::Error>) -> ConfigError {
+    let inner = e.inner();
+    if inner.is_syntax() || inner.is_eof() {
+        // Only the position: the input may hold a secret.
+        return error(
+            "(root)",
+            format!("is not valid JSON (line {}, column {})", inner.line(), inner.column()),
+        );
+    }
+    let segments: Vec<&Segment> = e.path().iter().collect();
+    let path = field_path(&segments);
+    let child = |name: &str| {
+        let name: String = name.chars().take(64).collect();
+        if path == "(root)" {
+            name
+        } else {
+            format!("{path}.{name}")
+        }
+    };
+    // serde's messages name a field between backticks; only these three kinds
+    // are read, and only for the field's name.
+    let message = inner.to_string();
+    let named = |prefix: &str| {
+        let rest = message.strip_prefix(prefix)?;
+        rest.split('`').next()
+    };
+    if let Some(name) = named("missing field `") {
+        return error(child(name), "is missing");
+    }
+    if let Some(name) = named("duplicate field `") {
+        return error(child(name), "is given twice");
+    }
+    // The path of an unknown field already ends in it.
+    if named("unknown field `").is_some() {
+        let known = if segments.len() <= 1 {
+            ROOT_FIELDS
+        } else {
+            CLIENT_FIELDS
+        };
+        return error(path, format!("is not a known field (known: {known})"));
+    }
+    // A value of the wrong type or out of range: what the field must be.
+    let name = match segments.as_slice() {
+        [] => "(root)",
+        [.., Segment::Map { key }] => key.as_str(),
+        [.., Segment::Map { key }, Segment::Seq { .. }] if key == "clients" => "clients[]",
+        [.., Segment::Seq { .. }] => "[]",
+        _ => "",
+    };
+    error(path, expected(name))
+}
+
+/// `clients[0].allowed_callers[1]`, or `(root)`.
+fn field_path(segments: &[&Segment]) -> String {
+    let mut path = String::new();
+    for segment in segments {
+        match segment {
+            Segment::Seq { index } => path.push_str(&format!("[{index}]")),
+            Segment::Map { key } => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.extend(key.chars().take(64));
+            }
+            Segment::Enum { .. } | Segment::Unknown => {}
+        }
+    }
+    if path.is_empty() {
+        "(root)".to_owned()
+    } else {
+        path
+    }
+}
+
+/// What a field must be, by its name.
+fn expected(name: &str) -> String {
+    match name {
+        "(root)" | "clients[]" => "must be an object".to_owned(),
+        "clients" => "must be a list".to_owned(),
+        "upstream_clusters" | "authorities" | "allowed_callers" | "realms" => "must be a list of strings".to_owned(),
+        "auth_method" => "must be \"client_secret_post\" or \"client_secret_basic\"".to_owned(),
+        "hold_headers" => "must be true or false".to_owned(),
+        "max_body_bytes" => format!("must be a whole number from 1 to {MAX_MAX_BODY_BYTES}"),
+        _ => "must be a string".to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -438,7 +468,7 @@ mod tests {
                 "must not be empty",
             ),
             (
-                r#"{"upstream_clusters":["keycloak"],"clients":[{}],"extra":1}"#,
+                r#"{"upstream_clusters":["keycloak"],"extra":1,"clients":[{}]}"#,
                 "extra",
                 "is not a known field",
             ),
@@ -557,6 +587,29 @@ mod tests {
             let err = refused(json);
             assert_eq!(err.field, field, "{json}");
             assert!(err.problem.contains(problem), "{json}: {}", err.problem);
+        }
+    }
+
+    #[test]
+    fn serde_errors_say_what_a_field_must_be_without_its_value() {
+        let client = r#"{"client_id":"a","client_secret":"x","allowed_callers":["m"]}"#;
+        let cases = [
+            (format!(r#"{{"upstream_clusters":["k"],"clients":[{client}],"hold_headers":true,"hold_headers":false}}"#), "hold_headers", "is given twice".to_owned()),
+            (format!(r#"{{"upstream_clusters":["k"],"clients":[{client}],"max_body_bytes":1.5}}"#), "max_body_bytes", format!("must be a whole number from 1 to {MAX_MAX_BODY_BYTES}")),
+            (format!(r#"{{"upstream_clusters":[7],"clients":[{client}]}}"#), "upstream_clusters[0]", "must be a string".to_owned()),
+            (r#"{"upstream_clusters":["k"],"clients":["inline-secret"]}"#.to_owned(), "clients[0]", "must be an object".to_owned()),
+            (r#"{"upstream_clusters":["k"],"clients":[{"client_id":"a","client_secret":"inline-secret","allowed_callers":["m"],"auth_method":"inline-secret"}]}"#.to_owned(), "clients[0].auth_method", "must be \"client_secret_post\" or \"client_secret_basic\"".to_owned()),
+            (r#"{"upstream_clusters":["k"],"clients":[{"client_id":"a","client_secret":"inline-secret","allowed_callers":["m"],"inline-secret":1}]}"#.to_owned(), "clients[0].inline-secret", format!("is not a known field (known: {CLIENT_FIELDS})")),
+            (r#"{"inline-secret":1}"#.to_owned(), "inline-secret", format!("is not a known field (known: {ROOT_FIELDS})")),
+            (r#"{"clients":[{"client_id":"a","client_secret":"inline-secret","allowed_callers":["m"]}]} inline-secret"#.to_owned(), "(root)", "is not valid JSON (line 1, column 89)".to_owned()),
+        ];
+        for (json, field, problem) in cases {
+            let err = parse_str(&json).unwrap_err();
+            assert_eq!(
+                (err.field.as_str(), err.problem.as_str()),
+                (field, problem.as_str()),
+                "{json}"
+            );
         }
     }
 

@@ -5,9 +5,7 @@
 //! rather than the trait helpers, which unwrap.
 
 use crate::config::{self, Config};
-use crate::header_map::HeaderMap;
-use crate::host_headers;
-use crate::policy::{self, AuthorizationChange, HeadPlan, Inspection, Outcome, PassReason, Verdict};
+use crate::policy::{self, AuthorizationChange, HeadPlan, HeaderPairs, Inspection, Outcome, PassReason, Verdict};
 use log::{debug, error, info, warn};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -192,12 +190,12 @@ struct BridgeRequest {
     state: State,
 }
 
-/// The request headers, all in one host call (each call costs more than
-/// copying a few headers), read in place.
-fn request_headers() -> HeaderMap {
-    host_headers::request_header_bytes()
-        .map(HeaderMap::new)
-        .unwrap_or_default()
+/// The request headers, all in one host call (the policy reads several, and
+/// counts repeated ones). In the request headers callback the host always
+/// has them; the SDK returns names as `String` (Envoy allows only token
+/// characters in names) and values as bytes.
+fn request_headers() -> HeaderPairs {
+    HeaderPairs(hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default())
 }
 
 impl Context for BridgeRequest {}

@@ -19,19 +19,13 @@
     clippy::string_slice
 )]
 
-pub mod base64;
 pub mod basic;
 pub mod config;
 pub mod content_type;
 pub mod endpoint;
 pub mod form;
-pub mod header_map;
-pub mod json;
 pub mod policy;
-pub mod scan;
 pub mod token;
 
 #[cfg(target_arch = "wasm32")]
 mod filter;
-#[cfg(target_arch = "wasm32")]
-mod host_headers;

@@ -10,6 +10,7 @@ use crate::endpoint::{self, Endpoint, Target};
 use crate::form::{self, Pair};
 use crate::token;
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::fmt;
 
 /// Parameters through which a client authenticates in the body; all of them
@@ -29,6 +30,20 @@ pub trait RequestHeaders {
     /// How many times `name` appears (a repeated header is read differently
     /// by different servers).
     fn count(&self, name: &str) -> usize;
+}
+
+/// The headers as the SDK hands them over (`hostcalls::get_map_bytes`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderPairs(pub Vec<(String, Vec<u8>)>);
+
+impl RequestHeaders for HeaderPairs {
+    fn get(&self, name: &str) -> Option<&[u8]> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())
+    }
+
+    fn count(&self, name: &str) -> usize {
+        self.0.iter().filter(|(n, _)| n == name).count()
+    }
 }
 
 /// What the request headers decide, before any body is read.
@@ -439,51 +454,8 @@ fn value_of<'a>(pairs: &[Pair<'a>], name: &[u8]) -> Option<Cow<'a, [u8]>> {
 }
 
 fn has_duplicate_name(pairs: &[Pair<'_>]) -> bool {
-    let names = || pairs.iter().map(|p| p.name);
-    if pairs.len() <= 16 {
-        // A token request has a handful of parameters: comparing each pair
-        // of names is cheaper than sorting them.
-        return names()
-            .enumerate()
-            .any(|(i, name)| names().skip(i + 1).any(|other| other == name));
-    }
-    let mut sorted: Vec<&[u8]> = names().collect();
-    heap_sort(&mut sorted);
-    sorted.windows(2).any(|w| w.first() == w.last())
-}
-
-/// In-place heap sort: O(n log n) whatever the caller sends, and a fraction
-/// of the code size of the standard library's sorts.
-fn heap_sort(items: &mut [&[u8]]) {
-    let len = items.len();
-    for start in (0..len / 2).rev() {
-        sift_down(items, start, len);
-    }
-    for end in (1..len).rev() {
-        items.swap(0, end);
-        sift_down(items, 0, end);
-    }
-}
-
-/// Moves `items[root]` down the max-heap formed by `items[..end]`.
-fn sift_down(items: &mut [&[u8]], mut root: usize, end: usize) {
-    loop {
-        let left = 2 * root + 1;
-        if left >= end {
-            return;
-        }
-        let right = left + 1;
-        let child = if right < end && items.get(right) > items.get(left) {
-            right
-        } else {
-            left
-        };
-        if items.get(child) <= items.get(root) {
-            return;
-        }
-        items.swap(root, child);
-        root = child;
-    }
+    let mut seen = BTreeSet::new();
+    pairs.iter().any(|p| !seen.insert(p.name))
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

@@ -4,9 +4,17 @@
 //! HMAC key, and Keycloak verifies the token after the rewrite. A forged `azp`
 //! therefore gains nothing but Keycloak's own refusal.
 
-use crate::base64::URL_SAFE;
-use crate::json::{self, Member};
-use crate::scan;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::{alphabet, Engine};
+use serde::Deserialize;
+use std::borrow::Cow;
+
+/// JWS segments are base64url without padding; a padded one is read too.
+const URL_SAFE: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::URL_SAFE,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 
 /// The claims of a refresh token that decide a rewrite.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +23,17 @@ pub struct Claims {
     pub azp: String,
     /// The issuer, `<base>/realms/<realm>`.
     pub iss: Option<String>,
+}
+
+/// The two members read from the payload; every other member is skipped
+/// without being built. A member given twice is refused by serde, and such a
+/// token passes unchanged: Keycloak never signs one (SECURITY.md).
+#[derive(Deserialize)]
+struct Payload<'a> {
+    #[serde(borrow)]
+    azp: Cow<'a, str>,
+    #[serde(borrow, default)]
+    iss: Option<Cow<'a, str>>,
 }
 
 /// Why a token could not be read. Never carries token bytes.
@@ -41,26 +60,22 @@ impl TokenError {
 
 /// Decodes the payload of a compact JWS and reads `azp` and `iss`.
 pub fn claims(token: &[u8]) -> Result<Claims, TokenError> {
-    let mut segments = scan::split(token, b'.');
+    let mut segments = token.split(|&b| b == b'.');
     let (Some(_header), Some(payload), Some(_signature), None) =
         (segments.next(), segments.next(), segments.next(), segments.next())
     else {
         return Err(TokenError::NotCompactJws);
     };
     let json = URL_SAFE.decode(payload).map_err(|_| TokenError::PayloadNotBase64)?;
-    // Only the two members are read (crate::json): building a serde_json
-    // Value cost more than the rest of the decision together. A repeated
-    // member keeps its last value, as Keycloak's JSON reader does.
-    let [azp, iss] = json::top_level_members(&json, ["azp", "iss"]).map_err(|_| TokenError::PayloadNotClaims)?;
-    let Member::String(azp) = azp else {
+    // serde also reads a struct from a JSON array; claims are an object.
+    if json.trim_ascii_start().first() != Some(&b'{') {
         return Err(TokenError::PayloadNotClaims);
-    };
-    let iss = match iss {
-        Member::Absent => None,
-        Member::String(iss) => Some(iss),
-        Member::Other => return Err(TokenError::PayloadNotClaims),
-    };
-    Ok(Claims { azp, iss })
+    }
+    let payload: Payload<'_> = serde_json::from_slice(&json).map_err(|_| TokenError::PayloadNotClaims)?;
+    Ok(Claims {
+        azp: payload.azp.into_owned(),
+        iss: payload.iss.map(Cow::into_owned),
+    })
 }
 
 #[cfg(test)]
@@ -131,6 +146,7 @@ mod tests {
             r#"{"azp":1}"#,
             r#"{"azp":null}"#,
             r#"{"azp":["a"]}"#,
+            r#"["a","http://k/realms/demo"]"#,
             r#"{"azp":"a","iss":5}"#,
             r#"{"azp":"a"} trailing"#,
         ] {
@@ -140,18 +156,42 @@ mod tests {
     }
 
     #[test]
-    fn repeated_claims_keep_the_last_value_like_keycloak() {
-        assert_eq!(claims(&jws(r#"{"azp":"a","azp":"b"}"#)).unwrap().azp, "b");
+    fn repeated_claims_are_refused() {
+        // Keycloak never signs such a token; which copy counts is the JSON
+        // reader's choice, so the request passes unchanged.
+        assert_eq!(
+            claims(&jws(r#"{"azp":"a","azp":"b"}"#)),
+            Err(TokenError::PayloadNotClaims)
+        );
+        assert_eq!(
+            claims(&jws(r#"{"azp":"a","iss":"x","iss":"y"}"#)),
+            Err(TokenError::PayloadNotClaims)
+        );
     }
 
     #[test]
-    fn deep_nesting_is_refused_without_overflowing_the_stack() {
-        let shallow = format!(r#"{{"azp":"a","x":{}{}}}"#, "[".repeat(100), "]".repeat(100));
-        assert_eq!(claims(&jws(&shallow)).unwrap().azp, "a");
-        let deep = format!(r#"{{"azp":"a","x":{}{}}}"#, "[".repeat(100_000), "]".repeat(100_000));
-        assert_eq!(claims(&jws(&deep)), Err(TokenError::PayloadNotClaims));
+    fn a_null_iss_is_no_iss() {
+        // Then no realm matches: the policy passes it (realm_mismatch).
+        assert_eq!(claims(&jws(r#"{"azp":"a","iss":null}"#)).unwrap().iss, None);
+    }
+
+    #[test]
+    fn lone_surrogate_escapes_are_refused() {
+        assert_eq!(
+            claims(&jws(r#"{"azp":"\ud800admin"}"#)),
+            Err(TokenError::PayloadNotClaims)
+        );
+    }
+
+    #[test]
+    fn deep_nesting_never_overflows_the_stack() {
+        // Inside azp, past serde_json's limit (128): refused.
         let deep_azp = format!(r#"{{"azp":{}{}}}"#, "[".repeat(100_000), "]".repeat(100_000));
         assert_eq!(claims(&jws(&deep_azp)), Err(TokenError::PayloadNotClaims));
+        // Inside a member that is not read, serde_json skips without
+        // recursing: read (Keycloak refuses such a token itself).
+        let deep = format!(r#"{{"azp":"a","x":{}{}}}"#, "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(claims(&jws(&deep)).unwrap().azp, "a");
     }
 
     #[test]

@@ -880,15 +880,22 @@ fn basic_target_header_is_redacted_in_debug() {
 }
 
 #[test]
-fn heap_sort_orders_like_the_standard_sort() {
-    let words: Vec<Vec<u8>> = (0..200u32)
-        .map(|i| format!("{}", (i * 7919) % 97).into_bytes())
-        .collect();
-    for len in [0, 1, 2, 3, 7, 64, 200] {
-        let mut ours: Vec<&[u8]> = words.iter().take(len).map(Vec::as_slice).collect();
-        let mut std = ours.clone();
-        heap_sort(&mut ours);
-        std.sort();
-        assert_eq!(ours, std, "{len} items");
-    }
+fn the_sdks_header_pairs_are_request_headers() {
+    let headers = HeaderPairs(vec![
+        (":method".to_owned(), b"POST".to_vec()),
+        ("content-type".to_owned(), b"a".to_vec()),
+        ("x".to_owned(), b"\xff".to_vec()),
+        ("content-type".to_owned(), b"b".to_vec()),
+    ]);
+    assert_eq!(headers.get("content-type"), Some(&b"a"[..]));
+    assert_eq!(headers.get("x"), Some(&b"\xff"[..]));
+    assert_eq!(headers.get("y"), None);
+    assert_eq!(
+        (
+            headers.count("content-type"),
+            headers.count(":method"),
+            headers.count("y")
+        ),
+        (2, 1, 0)
+    );
 }

@@ -65,14 +65,9 @@ impl HttpContext for BufferRequest {
     }
 }
 
-/// azp-bridge's own header read, the same source file.
-#[cfg(feature = "read-headers")]
-#[path = "../../../src/host_headers.rs"]
-mod host_headers;
-
 /// All request headers in one host call, as azp-bridge reads them before it
-/// plans; the buffer is freed unread.
+/// plans (the SDK's `get_map_bytes`); the pairs are dropped unread.
 #[cfg(feature = "read-headers")]
 fn read_request_headers() {
-    std::hint::black_box(host_headers::request_header_bytes());
+    std::hint::black_box(hostcalls::get_map_bytes(MapType::HttpRequestHeaders).ok());
 }
