@@ -18,6 +18,8 @@ VARIANTS = {
     "bufhdr-token": ("(3b) minimal wasm + header read", "as (3), and the request headers read once", "none-token"),
     "azp-rewrite": ("(4) azp-bridge", "refresh rewritten", "none-token"),
     "azp-pass": ("(5) azp-bridge", "refresh passed (azp is the caller)", "none-token"),
+    "ref-rewrite": ("(4r) reference module", "refresh rewritten by BENCH_REFERENCE's module", "none-token"),
+    "ref-pass": ("(5r) reference module", "refresh passed by BENCH_REFERENCE's module", "none-token"),
     "none-other": ("(1) no filter", "non-token requests", "none-other"),
     "none-other-b": ("(1b) no filter, A/A control", "non-token requests, a second identical no-filter Envoy", "none-other"),
     "buffer-other": ("(3) minimal wasm", "non-token requests", "none-other"),
@@ -25,24 +27,30 @@ VARIANTS = {
     "azp-all-other": ("(6b) azp-bridge on every route", "non-token requests: the filter sees them all", "none-other"),
 }
 
-# (id, target text, variant, reference, threshold)
+# (id, target text, variant, reference, threshold): the budgets of the move
+# to the design's packages (serde, serde_json, base64), against the module of
+# BENCH_REFERENCE in the same run, and the non-token targets.
 TARGETS = [
-    ("T1a", "Rewritten refresh >= 0.97x the minimal buffering filter", "azp-rewrite", "buffer-token", 0.97),
-    ("T1b", "Rewritten refresh >= 1.25x the Lua filter", "azp-rewrite", "lua-rewrite", 1.25),
+    ("B1", "Rewritten refresh >= 0.97x the reference module", "azp-rewrite", "ref-rewrite", 0.97),
+    ("B2", "Passing refresh >= 0.97x the reference module", "azp-pass", "ref-pass", 0.97),
     ("T2a", "Non-token requests, shipped configuration >= 0.98x no filter", "azp-other", "none-other", 0.98),
     ("T2b", "Non-token requests, filter sees all >= 0.99x the minimal filter", "azp-all-other", "buffer-other", 0.99),
-    ("T3", "Passing refresh >= the minimal buffering filter", "azp-pass", "buffer-token", 1.00),
+]
+# Not targets (retired: the header-read floor put them out of reach, see
+# LIMITS.md), shown for context.
+CONTEXT = [
+    ("vs minimal", "Rewritten refresh against the minimal buffering filter", "azp-rewrite", "buffer-token"),
+    ("vs Lua", "Rewritten refresh against the Lua filter", "azp-rewrite", "lua-rewrite"),
+    ("pass vs minimal", "Passing refresh against the minimal buffering filter", "azp-pass", "buffer-token"),
 ]
 # Not a target: two identical no-filter Envoys, the noise floor of a ratio.
 CONTROL = ("A/A", "Control: a second no-filter Envoy against the first (ideal 1.00)", "none-other-b", "none-other")
 # Not a target: what one read of the request headers costs the minimal filter,
 # the least any filter pays that must see the path or the caller's
-# Authorization before it decides (T1a, T1b and T3 measure against (3)).
+# Authorization before it decides.
 FLOOR = ("Floor", "Minimal filter + one header read (3b) against the minimal filter (3)", "bufhdr-token", "buffer-token")
 
-SIZE_LIMIT = 150 * 1024
-NATIVE_LIMIT_NS = 2000
-RSS_RATIO_LIMIT = 1.1
+SIZE_LIMIT = 256 * 1024
 
 
 def med(xs):
@@ -173,6 +181,14 @@ def main(results, report_path):
                                    "per_round_cpu": [x[2] for x in rr], "per_round_rps": [x[1] for x in rr]}
         w(f"| {tid}: {text} | {cpu:.3f} | {rps:.3f} | {per_round} | {verdict(cpu, limit)} / {verdict(rps, limit)} |")
 
+    for cid, text, v, ref in CONTEXT:
+        rr = ratios(runs, v, ref)
+        if rr:
+            cpu, rps = med([x[2] for x in rr]), med([x[1] for x in rr])
+            summary.setdefault("context", {})[cid] = {"text": text, "cpu_ratio": cpu, "rps_ratio": rps}
+            w(f"| {cid}: {text} | {cpu:.3f} | {rps:.3f} | {' '.join(f'{x[2]:.2f}' for x in rr)} | "
+              f"context, not a target |")
+
     aa = ratios(runs, CONTROL[2], CONTROL[3])
     if aa:
         cpu, rps = med([x[2] for x in aa]), med([x[1] for x in aa])
@@ -187,12 +203,13 @@ def main(results, report_path):
         cpu, rps = med([x[2] for x in floor]), med([x[1] for x in floor])
         summary["header_read_floor"] = {"cpu_ratio": cpu, "rps_ratio": rps, "per_round_cpu": [x[2] for x in floor]}
         w(f"| {FLOOR[0]}: {FLOOR[1]} | {cpu:.3f} | {rps:.3f} | {' '.join(f'{x[2]:.2f}' for x in floor)} | "
-          f"not a target: the best a header-reading filter can reach in T1a and T3 |")
+          f"not a target: the best a header-reading filter can reach |")
 
     wasm = env["azp_bridge_wasm_bytes"]
-    summary["targets"]["T4"] = {"text": "azp_bridge.wasm <= 150 KiB", "bytes": wasm}
-    w(f"| T4: `azp_bridge.wasm` <= 150 KiB | {wasm / 1024:.1f} KiB ({wasm} bytes) | | "
-      f"minimal filter: {env['buffer_filter_wasm_bytes'] / 1024:.1f} KiB | {verdict(-wasm, -SIZE_LIMIT)} |")
+    ref_bytes = env.get("reference_wasm_bytes")
+    summary["targets"]["B3"] = {"text": "azp_bridge.wasm <= 256 KiB", "bytes": wasm, "reference_bytes": ref_bytes}
+    w(f"| B3: `azp_bridge.wasm` <= 256 KiB | {wasm / 1024:.1f} KiB ({wasm} bytes) | | "
+      f"reference module: {(ref_bytes or 0) / 1024:.1f} KiB | {verdict(-wasm, -SIZE_LIMIT)} |")
 
     rss_path = os.path.join(results, "rss.csv")
     rss = {}
@@ -201,23 +218,16 @@ def main(results, report_path):
             rss.setdefault(row["config"], {"idle": [], "after": []})
             rss[row["config"]]["idle"].append(int(row["rss_idle_kib"]))
             rss[row["config"]]["after"].append(int(row["rss_after_load_kib"]))
-    if {"none", "buffer", "azp"} <= set(rss):
+    if {"none", "azp", "azp-ref"} <= set(rss):
         after = {c: med(rss[c]["after"]) for c in rss}
-        cost_buffer, cost_azp = after["buffer"] - after["none"], after["azp"] - after["none"]
-        ratio = cost_azp / cost_buffer if cost_buffer > 0 else float("inf")
-        summary["targets"]["T5"] = {"text": "RSS cost <= 1.1x the minimal filter's",
-                                    "cost_azp_kib": cost_azp, "cost_buffer_kib": cost_buffer, "ratio": ratio}
-        w(f"| T5: RSS cost over no filter <= 1.1x the minimal filter's | {ratio:.2f}x | | "
-          f"azp-bridge +{cost_azp / 1024:.1f} MiB, minimal +{cost_buffer / 1024:.1f} MiB | {verdict(-ratio, -RSS_RATIO_LIMIT)} |")
+        cost_ref, cost_azp = after["azp-ref"] - after["none"], after["azp"] - after["none"]
+        summary["rss_vs_reference"] = {"cost_azp_kib": cost_azp, "cost_reference_kib": cost_ref}
+        w(f"| RSS at `--concurrency 2`, cost over no filter | azp-bridge +{cost_azp / 1024:.1f} MiB | | "
+          f"reference module +{cost_ref / 1024:.1f} MiB | reported, no target |")
 
     native_path = os.path.join(results, "native.csv")
     native = list(csv.DictReader(open(native_path))) if os.path.exists(native_path) else []
     native_by = {r["benchmark"]: float(r["median_ns"]) for r in native}
-    if "decide/rewrite_1k" in native_by:
-        ns = native_by["decide/rewrite_1k"]
-        summary["targets"]["T6"] = {"text": "decision and rewrite <= 2 us natively", "ns": ns}
-        w(f"| T6: decision and rewrite <= 2 us natively (~1 KB body) | {ns / 1000:.2f} us | | "
-          f"pass: {native_by.get('decide/pass_same_client_1k', float('nan')) / 1000:.2f} us | {verdict(-ns, -NATIVE_LIMIT_NS)} |")
     w("")
 
     if rss:
@@ -228,8 +238,9 @@ def main(results, report_path):
         w("")
         w("| configuration | RSS idle MiB | RSS after load MiB | cost over no filter MiB |")
         w("| --- | ---: | ---: | ---: |")
-        names = {"none": "no filter", "buffer": "minimal buffering wasm", "azp": "azp-bridge"}
-        for c in ("none", "buffer", "azp"):
+        names = {"none": "no filter", "buffer": "minimal buffering wasm", "azp": "azp-bridge",
+                 "azp-ref": f"reference module ({env.get('reference', '?')})"}
+        for c in ("none", "buffer", "azp", "azp-ref"):
             if c in rss:
                 a = med(rss[c]["after"])
                 w(f"| {names[c]} | {med(rss[c]['idle']) / 1024:.1f} | {a / 1024:.1f} | "
@@ -274,6 +285,8 @@ def main(results, report_path):
     w("| module | bytes | KiB |")
     w("| --- | ---: | ---: |")
     w(f"| azp_bridge.wasm (as built by the project: release, then wasm-opt if it does so) | {wasm} | {wasm / 1024:.1f} |")
+    if ref_bytes:
+        w(f"| azp_bridge.wasm of the reference commit {env.get('reference', '?')} | {ref_bytes} | {ref_bytes / 1024:.1f} |")
     b = env["buffer_filter_wasm_bytes"]
     w(f"| buffer_filter.wasm (minimal filter) | {b} | {b / 1024:.1f} |")
     if "buffer_filter_headers_wasm_bytes" in env:
@@ -305,7 +318,8 @@ def chart(order, summary, path, env):
     labels = [f"{VARIANTS[v][0]}\n{VARIANTS[v][1]}" for v in order]
     s = [summary["variants"][v] for v in order]
     colors = ["#8a8a8a" if v.startswith("none") else "#d9822b" if v.startswith("lua") else
-              "#5b8bd9" if v.startswith(("buffer", "bufhdr")) else "#2e9e5b" for v in order]
+              "#5b8bd9" if v.startswith(("buffer", "bufhdr")) else "#9b59b6" if v.startswith("ref") else
+              "#2e9e5b" for v in order]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 0.62 * len(order) + 2), sharey=True)
     y = list(range(len(order)))[::-1]
     for ax, key, lo, hi, title in (

@@ -18,6 +18,9 @@
 #   BENCH_REPORT=<path>               where the report goes (default: BENCHMARKS.md at the repo root)
 #   BENCH_RESULTS=<dir>               where the raw results and the chart go (default: bench/results)
 #   AZP_BRIDGE_WASM=<path>            measure this module instead of building the repo's
+#   BENCH_REFERENCE=21b7dbb           the commit whose module is the reference ("ref-*" variants):
+#                                     the last one before the design's packages (serde, serde_json, base64);
+#                                     built once into .cache/bench-reference-<commit>.wasm
 #   BENCH_BUFFER_WASM=<path>          likewise for the minimal filter (for experiments)
 #   BENCH_BUFFER_HEADERS_WASM=<path>  likewise for the minimal filter that also reads the headers
 #   ENVOY_BIN, VENV                   the Envoy binary, and the virtualenv for matplotlib
@@ -58,6 +61,9 @@ CLK_TCK="$(getconf CLK_TCK)"
 # azp-bridge's configuration for every variant that runs it (the Lua script
 # carries the same clients).
 PLUGIN_CONFIG='{"upstream_clusters":["keycloak"],"clients":[{"client_id":"admin","client_secret":"bench-Secret/+&=","allowed_callers":["mobile","spa"],"realms":["demo"]},{"client_id":"reporting","client_secret":"rep0rting-secret","allowed_callers":["mobile"]}]}'
+# The reference module predates upstream_clusters (and refuses unknown fields).
+REFERENCE="${BENCH_REFERENCE:-21b7dbb}"
+REFERENCE_PLUGIN_CONFIG="${PLUGIN_CONFIG/\"upstream_clusters\":\[\"keycloak\"\],/}"
 # What Envoy must forward for fixtures/rewrite.form once the credentials are swapped.
 SECRET_POSTED='bench-Secret%2F%2B%26%3D'
 
@@ -175,6 +181,23 @@ build() {
     BUFFER_HEADERS_WASM="${WORK}/buffer_filter_headers.wasm"
   fi
   [ -f "${BUFFER_HEADERS_WASM}" ] || die "no module at ${BUFFER_HEADERS_WASM}"
+  build_reference
+}
+
+# The reference module: BENCH_REFERENCE's source (git archive), built release
+# for wasm32-wasip1 and shrunk by the same scripts/wasm-opt.sh; cached.
+build_reference() {
+  local commit
+  commit="$(git rev-parse --verify --quiet "${REFERENCE}^{commit}")" || die "BENCH_REFERENCE ${REFERENCE} is not a commit here"
+  REFERENCE_WASM="${ROOT}/.cache/bench-reference-${commit:0:12}.wasm"
+  [ -f "${REFERENCE_WASM}" ] && return 0
+  log "building the reference module of ${commit:0:12} (once; .cache/)"
+  mkdir -p "${WORK}/reference" "${ROOT}/.cache"
+  git archive "${commit}" | tar -x -C "${WORK}/reference"
+  (cd "${WORK}/reference" && cargo build --quiet --release --lib --target wasm32-wasip1) ||
+    die "the reference module did not build"
+  "${ROOT}/scripts/wasm-opt.sh" "${WORK}/reference/target/wasm32-wasip1/release/azp_bridge.wasm" "${REFERENCE_WASM}.tmp"
+  mv "${REFERENCE_WASM}.tmp" "${REFERENCE_WASM}"
 }
 
 free_port() { python3 "${BENCH_DIR}/tools.py" free-port; }
@@ -190,6 +213,7 @@ free_port() { python3 "${BENCH_DIR}/tools.py" free-port; }
 #   buffer-headers  the same, built to also read the request headers once
 #   azp           as shipped: the filter only on the token/revoke/logout route
 #   azp-all       as shipped without `disabled: true`: the filter sees every request
+#   azp-ref       as shipped, with the reference module (BENCH_REFERENCE)
 #   upstream      the direct_response upstream (envoy/upstream.yaml)
 config_source() {
   local shipped="${ROOT}/envoy/azp-bridge.yaml"
@@ -197,7 +221,7 @@ config_source() {
     none | none-b) CONFIG_SOURCE=("${shipped}" --remove-filter) ;;
     lua) CONFIG_SOURCE=("${shipped}" --replace-filter "${BENCH_DIR}/envoy/filters/lua.yaml") ;;
     buffer | buffer-headers) CONFIG_SOURCE=("${shipped}" --replace-filter "${BENCH_DIR}/envoy/filters/buffer.yaml") ;;
-    azp) CONFIG_SOURCE=("${shipped}") ;;
+    azp | azp-ref) CONFIG_SOURCE=("${shipped}") ;;
     azp-all) CONFIG_SOURCE=("${shipped}" --enable-filter) ;;
     upstream) CONFIG_SOURCE=("${BENCH_DIR}/envoy/upstream.yaml") ;;
     *) die "unknown configuration $1" ;;
@@ -213,13 +237,17 @@ start_envoy() {
   port="$(free_port)"
   admin="$(free_port)"
   config_source "${config}"
-  local buffer_wasm="${BUFFER_WASM}"
+  local buffer_wasm="${BUFFER_WASM}" wasm="${WASM}" plugin_config="${PLUGIN_CONFIG}"
   [ "${config}" = buffer-headers ] && buffer_wasm="${BUFFER_HEADERS_WASM}"
+  if [ "${config}" = azp-ref ]; then
+    wasm="${REFERENCE_WASM}"
+    plugin_config="${REFERENCE_PLUGIN_CONFIG}"
+  fi
   python3 "${BENCH_DIR}/tools.py" render "${CONFIG_SOURCE[0]}" "${WORK}/${name}.yaml" "${CONFIG_SOURCE[@]:1}" \
     "LISTEN_ADDRESS=127.0.0.1" "LISTEN_PORT=${port}" "ADMIN_ADDRESS=127.0.0.1" "ADMIN_PORT=${admin}" \
     "UPSTREAM_HOST=127.0.0.1" "UPSTREAM_PORT=${upstream_port}" \
-    "WASM_PATH=${WASM}" "BUFFER_WASM_PATH=${buffer_wasm}" "LUA_PATH=${LUA_SCRIPT}" \
-    "PLUGIN_CONFIG=${PLUGIN_CONFIG}" "HOLD_HEADERS=false" "HOST_ENV_KEYS=[]" || die "cannot render ${config}"
+    "WASM_PATH=${wasm}" "BUFFER_WASM_PATH=${buffer_wasm}" "LUA_PATH=${LUA_SCRIPT}" \
+    "PLUGIN_CONFIG=${plugin_config}" "HOLD_HEADERS=false" "HOST_ENV_KEYS=[]" || die "cannot render ${config}"
   if [ "${PIN}" = 1 ]; then
     if [ "${role}" = proxy ]; then pin=(taskset -c 1); else pin=(taskset -c 0); fi
   fi
@@ -268,13 +296,13 @@ verify() {
   local token=/realms/demo/protocol/openid-connect/token
   local -A ports=()
   local started=()
-  for name in none lua buffer buffer-headers azp azp-all; do
+  for name in none lua buffer buffer-headers azp azp-all azp-ref; do
     start_envoy "verify-${name}" "${name}" 1 "${rec_port}"
     ports[${name}]="${ENVOY_PORT}"
     started+=("${ENVOY_PID}")
   done
   : >"${WORK}/recorded.jsonl"
-  for name in none lua buffer buffer-headers azp azp-all; do
+  for name in none lua buffer buffer-headers azp azp-all azp-ref; do
     local p="${ports[${name}]}"
     post_form "${p}" "${token}?v=${name}&case=rewrite" rewrite.form
     post_form "${p}" "${token}?v=${name}&case=pass" pass.form
@@ -294,6 +322,7 @@ rewritten = "&".join(p for p in original.split("&") if not p.startswith("client_
 expected = {
     ("none", "rewrite"): original, ("buffer", "rewrite"): original, ("buffer-headers", "rewrite"): original,
     ("lua", "rewrite"): rewritten, ("azp", "rewrite"): rewritten, ("azp-all", "rewrite"): rewritten,
+    ("azp-ref", "rewrite"): rewritten,
 }
 seen = {}
 for line in open(recorded):
@@ -301,7 +330,7 @@ for line in open(recorded):
     q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(e["path"]).query))
     seen[(q["v"], q["case"])] = e["body"]
 problems = []
-for v in ("none", "lua", "buffer", "buffer-headers", "azp", "azp-all"):
+for v in ("none", "lua", "buffer", "buffer-headers", "azp", "azp-all", "azp-ref"):
     want = {"rewrite": expected[(v, "rewrite")], "pass": fixture("pass.form"),
             "other": fixture("other.form"), "get": ""}
     for case, body in want.items():
@@ -310,7 +339,7 @@ for v in ("none", "lua", "buffer", "buffer-headers", "azp", "azp-all"):
             problems.append(f"{v}/{case}: forwarded {got!r:.80} ...")
 if problems:
     sys.exit("verify: " + "; ".join(problems))
-print("verify: Lua and azp-bridge forward the same rewritten body; everything else byte for byte")
+print("verify: Lua, azp-bridge and the reference module forward the same rewritten body; everything else byte for byte")
 EOF
 }
 
@@ -326,6 +355,8 @@ VARIANTS=(
   "bufhdr-token buffer-headers token-rewrite.lua"
   "azp-rewrite azp token-rewrite.lua"
   "azp-pass azp token-pass.lua"
+  "ref-rewrite azp-ref token-rewrite.lua"
+  "ref-pass azp-ref token-pass.lua"
   "none-other none other.lua"
   "none-other-b none-b other.lua"
   "buffer-other buffer other.lua"
@@ -395,7 +426,7 @@ run_rss() {
   log "RSS at --concurrency 2 (${RSS_REPEATS} start(s) per configuration)"
   echo "repeat,config,rss_idle_kib,rss_after_load_kib" >"${RESULTS}/rss.csv"
   for rep in $(seq 1 "${RSS_REPEATS}"); do
-    for cfg in none buffer azp; do
+    for cfg in none buffer azp azp-ref; do
       start_envoy "rss-${cfg}" "${cfg}" 2 "${upstream_port}"
       idle="$(rss_kib "${ENVOY_PID}")"
       run_wrk "${ENVOY_PORT}" token-rewrite.lua "${SECONDS_PER_RUN}" >/dev/null
@@ -501,6 +532,8 @@ json.dump({
   "commit": "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || echo ' + uncommitted changes to src/Cargo')",
   "module": "${WASM}",
   "azp_bridge_wasm_bytes": $(stat -c %s "${WASM}"),
+  "reference": "$(git rev-parse --short=7 "${REFERENCE}")",
+  "reference_wasm_bytes": $(stat -c %s "${REFERENCE_WASM}"),
   "buffer_filter_wasm_bytes": $(stat -c %s "${BUFFER_WASM}"),
   "buffer_filter_headers_wasm_bytes": $(stat -c %s "${BUFFER_HEADERS_WASM}"),
   "rounds": ${ROUNDS}, "seconds": ${SECONDS_PER_RUN}, "connections": ${CONNECTIONS},
