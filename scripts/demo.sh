@@ -84,7 +84,7 @@ bold "1. ${ADMIN_CLIENT} impersonates alice (token exchange, as in the article)"
 issued="$(curl -s "${KEYCLOAK}/token" \
   -d grant_type=urn:ietf:params:oauth:grant-type:token-exchange \
   -d client_id="${ADMIN_CLIENT}" --data-urlencode client_secret="${ADMIN_CLIENT_SECRET}" \
-  -d requested_subject=alice)"
+  -d requested_subject=alice -d scope=openid)"
 refresh_token="$(jq -r '.refresh_token // empty' <<<"${issued}")"
 [ -n "${refresh_token}" ] || fail "no refresh token from the exchange: $(jq -c 'del(.access_token)' <<<"${issued}")"
 say "refresh token claims: $(claims "${refresh_token}" | jq -c '{azp, typ, iss}')"
@@ -105,6 +105,8 @@ new_refresh="$(jq -r .refresh_token "${RUN_DIR}/via.json")"
 say "HTTP ${via_status}: new tokens for $(claims "$(jq -r .access_token "${RUN_DIR}/via.json")" | jq -r .preferred_username)"
 say "old refresh token azp: $(claims "${refresh_token}" | jq -r .azp)"
 say "new refresh token azp: $(claims "${new_refresh}" | jq -r .azp)"
+say "bridged response keys: $(jq -c 'keys' "${RUN_DIR}/via.json") (no id_token: README, \"What a bridged refresh gives the client\")"
+[ "$(jq 'has("id_token")' "${RUN_DIR}/via.json")" = false ] || fail "the bridged response kept its id_token"
 # Envoy writes its log in batches: wait for the decision line.
 for _ in $(seq 1 150); do grep -q 'outcome=' "${ENVOY_LOG}" && break; sleep 0.1; done
 say "Envoy's log: $(grep -o 'endpoint=token .*outcome=[a-z_:]*' "${ENVOY_LOG}" | tail -n 1)"

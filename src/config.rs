@@ -14,6 +14,8 @@ use std::fmt;
 /// Envoy's own default buffer limit; a larger body never reaches the filter.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 const MAX_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// Keycloak's token responses are a few KiB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 256 * 1024;
 
 /// How the target client's credentials are sent to Keycloak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -24,6 +26,18 @@ pub enum AuthMethod {
     ClientSecretPost,
     /// An `Authorization: Basic` header (needs `hold_headers`).
     ClientSecretBasic,
+}
+
+/// What becomes of the ID token in the response to a bridged refresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdToken {
+    /// Removed: it is issued to the confidential client, and a public client
+    /// that checks its audience rejects the whole response (README).
+    #[default]
+    Drop,
+    /// Forwarded as Keycloak sent it.
+    Keep,
 }
 
 /// A client secret. Its `Debug` output is redacted so it cannot slip into logs.
@@ -51,6 +65,7 @@ pub struct TargetClient {
     pub allowed_callers: Vec<String>,
     /// `None`: any realm.
     pub realms: Option<Vec<String>>,
+    pub id_token: IdToken,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +76,9 @@ pub struct Config {
     pub upstream: Upstream,
     pub hold_headers: bool,
     pub max_body_bytes: usize,
+    /// The largest bridged token response whose `id_token` is removed;
+    /// larger ones pass as they are.
+    pub max_response_bytes: usize,
 }
 
 /// Which upstream is Keycloak. A request is rewritten only when every list
@@ -112,6 +130,7 @@ struct Raw {
     #[serde(default)]
     hold_headers: bool,
     max_body_bytes: Option<u64>,
+    max_response_bytes: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -124,6 +143,8 @@ struct RawClient {
     auth_method: AuthMethod,
     allowed_callers: Vec<String>,
     realms: Option<Vec<String>>,
+    #[serde(default)]
+    id_token: IdToken,
 }
 
 const ROOT_FIELDS: &str = "clients, upstream_clusters, authorities, hold_headers, max_body_bytes";
@@ -148,6 +169,13 @@ pub fn parse(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Config
             .ok()
             .filter(|n| (1..=MAX_MAX_BODY_BYTES).contains(n))
             .ok_or_else(|| error("max_body_bytes", expected("max_body_bytes")))?,
+    };
+    let max_response_bytes = match raw.max_response_bytes {
+        None => DEFAULT_MAX_RESPONSE_BYTES,
+        Some(n) => usize::try_from(n)
+            .ok()
+            .filter(|n| (1..=MAX_MAX_BODY_BYTES).contains(n))
+            .ok_or_else(|| error("max_response_bytes", expected("max_response_bytes")))?,
     };
     if raw.clients.is_empty() {
         return Err(error("clients", "must not be empty"));
@@ -194,6 +222,7 @@ pub fn parse(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Config
         },
         hold_headers,
         max_body_bytes,
+        max_response_bytes,
     })
 }
 
@@ -243,6 +272,7 @@ fn target_client(
         auth_method: raw.auth_method,
         allowed_callers,
         realms,
+        id_token: raw.id_token,
     })
 }
 
@@ -341,7 +371,8 @@ fn expected(name: &str) -> String {
         "upstream_clusters" | "authorities" | "allowed_callers" | "realms" => "must be a list of strings".to_owned(),
         "auth_method" => "must be \"client_secret_post\" or \"client_secret_basic\"".to_owned(),
         "hold_headers" => "must be true or false".to_owned(),
-        "max_body_bytes" => format!("must be a whole number from 1 to {MAX_MAX_BODY_BYTES}"),
+        "max_body_bytes" | "max_response_bytes" => format!("must be a whole number from 1 to {MAX_MAX_BODY_BYTES}"),
+        "id_token" => "must be \"drop\" or \"keep\"".to_owned(),
         _ => "must be a string".to_owned(),
     }
 }
@@ -381,6 +412,8 @@ mod tests {
         assert_eq!(client.auth_method, AuthMethod::ClientSecretPost);
         assert_eq!(client.allowed_callers, vec!["mobile"]);
         assert_eq!(client.realms, None);
+        assert_eq!(client.id_token, IdToken::Drop);
+        assert_eq!(config.max_response_bytes, DEFAULT_MAX_RESPONSE_BYTES);
         assert!(config.client("mobile").is_none());
     }
 
@@ -389,12 +422,14 @@ mod tests {
         let config = parse_str(
             r#"{"upstream_clusters":["keycloak"],"clients":[
                 {"client_id":"a","client_secret_env":"ADMIN_SECRET","auth_method":"client_secret_basic","allowed_callers":["m","n"],"realms":["demo"]},
-                {"client_id":"b","client_secret":"x","auth_method":"client_secret_post","allowed_callers":["m"]}
-            ],"hold_headers":true,"max_body_bytes":1024}"#,
+                {"client_id":"b","client_secret":"x","auth_method":"client_secret_post","allowed_callers":["m"],"id_token":"keep"}
+            ],"hold_headers":true,"max_body_bytes":1024,"max_response_bytes":4096}"#,
         )
         .unwrap();
         assert!(config.hold_headers);
         assert_eq!(config.max_body_bytes, 1024);
+        assert_eq!(config.max_response_bytes, 4096);
+        assert_eq!(config.client("b").unwrap().id_token, IdToken::Keep);
         let a = config.client("a").unwrap();
         assert_eq!(a.secret.expose(), SECRET);
         assert_eq!(a.auth_method, AuthMethod::ClientSecretBasic);
@@ -601,6 +636,8 @@ mod tests {
             (r#"{"upstream_clusters":["k"],"clients":[{"client_id":"a","client_secret":"inline-secret","allowed_callers":["m"],"auth_method":"inline-secret"}]}"#.to_owned(), "clients[0].auth_method", "must be \"client_secret_post\" or \"client_secret_basic\"".to_owned()),
             (r#"{"upstream_clusters":["k"],"clients":[{"client_id":"a","client_secret":"inline-secret","allowed_callers":["m"],"inline-secret":1}]}"#.to_owned(), "clients[0].inline-secret", format!("is not a known field (known: {CLIENT_FIELDS})")),
             (r#"{"inline-secret":1}"#.to_owned(), "inline-secret", format!("is not a known field (known: {ROOT_FIELDS})")),
+            (r#"{"upstream_clusters":["k"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"],"id_token":"inline-secret"}]}"#.to_owned(), "clients[0].id_token", "must be \"drop\" or \"keep\"".to_owned()),
+            (format!(r#"{{"upstream_clusters":["k"],"clients":[{client}],"max_response_bytes":0}}"#), "max_response_bytes", format!("must be a whole number from 1 to {MAX_MAX_BODY_BYTES}")),
             (r#"{"clients":[{"client_id":"a","client_secret":"inline-secret","allowed_callers":["m"]}]} inline-secret"#.to_owned(), "(root)", "is not valid JSON (line 1, column 89)".to_owned()),
         ];
         for (json, field, problem) in cases {

@@ -6,6 +6,7 @@
 
 use crate::config::{self, Config};
 use crate::policy::{self, AuthorizationChange, HeadPlan, HeaderPairs, Inspection, Outcome, PassReason, Verdict};
+use crate::response::{self, ResponseEdit};
 use log::{debug, error, info, warn};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -32,6 +33,8 @@ proxy_wasm::main! {{
 struct Metrics {
     rewritten: Counter,
     rejected_body_too_large: Counter,
+    id_token_dropped: Counter,
+    response_passed: Counter,
     passed: Vec<(&'static str, Counter)>,
 }
 
@@ -75,6 +78,8 @@ impl Metrics {
         Some(Metrics {
             rewritten: Counter::define("rewritten")?,
             rejected_body_too_large: Counter::define("rejected.body_too_large")?,
+            id_token_dropped: Counter::define("id_token_dropped")?,
+            response_passed: Counter::define("response_passed")?,
             passed,
         })
     }
@@ -88,6 +93,8 @@ impl Metrics {
     fn flush(&self) {
         self.rewritten.flush();
         self.rejected_body_too_large.flush();
+        self.id_token_dropped.flush();
+        self.response_passed.flush();
         for (_, counter) in &self.passed {
             counter.flush();
         }
@@ -174,6 +181,7 @@ impl RootContext for BridgeRoot {
         Some(Box::new(BridgeRequest {
             shared: self.shared.clone(),
             state: State::Passing,
+            response: ResponseState::Untouched,
         }))
     }
 }
@@ -188,6 +196,18 @@ enum State {
 struct BridgeRequest {
     shared: Option<Rc<Shared>>,
     state: State,
+    response: ResponseState,
+}
+
+/// The response of a bridged refresh whose `id_token` is to go
+/// (crate::response); every other response streams untouched.
+#[derive(PartialEq, Eq)]
+enum ResponseState {
+    Untouched,
+    /// The request was bridged: look at the response headers.
+    Expected,
+    /// A 2xx response, its body being buffered.
+    Buffering,
 }
 
 /// The request headers, all in one host call (the policy reads several, and
@@ -257,9 +277,99 @@ impl HttpContext for BridgeRequest {
         }
         Action::Continue
     }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let (ResponseState::Expected, Some(shared)) = (&self.response, self.shared.clone()) else {
+            return Action::Continue;
+        };
+        let status = hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, ":status")
+            .ok()
+            .flatten();
+        let success = status.is_some_and(|s| s.len() == 3 && s.first() == Some(&b'2'));
+        if !success || end_of_stream {
+            // Keycloak's errors, and answers without a body, go as they are.
+            return self.pass_response(&shared, if success { "no body" } else { "not 2xx" });
+        }
+        self.response = ResponseState::Buffering;
+        if shared.config.hold_headers {
+            // Held until the body is known: then the exact Content-Length.
+            Action::Pause
+        } else {
+            // Headers leave now; the body will be shorter.
+            set_response_header("content-length", None);
+            Action::Continue
+        }
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let (ResponseState::Buffering, Some(shared)) = (&self.response, self.shared.clone()) else {
+            return Action::Continue;
+        };
+        if body_size > shared.config.max_response_bytes {
+            // What Envoy holds so far, and the rest, go as they are.
+            return self.pass_response(&shared, "over max_response_bytes");
+        }
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        self.finish_response(&shared, body_size);
+        Action::Continue
+    }
+
+    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+        if let (ResponseState::Buffering, Some(shared)) = (&self.response, self.shared.clone()) {
+            let size = hostcalls::get_buffer(BufferType::HttpResponseBody, 0, usize::MAX)
+                .ok()
+                .flatten()
+                .map_or(0, |b| b.len());
+            self.finish_response(&shared, size);
+        }
+        Action::Continue
+    }
 }
 
 impl BridgeRequest {
+    /// The response goes to the client as Keycloak sent it.
+    fn pass_response(&mut self, shared: &Shared, why: &str) -> Action {
+        self.response = ResponseState::Untouched;
+        debug!("azp-bridge: bridged response passed unchanged ({why})");
+        if let Some(metrics) = &shared.metrics {
+            metrics.response_passed.count();
+        }
+        Action::Continue
+    }
+
+    /// The whole body of a bridged 2xx response: without its `id_token`.
+    fn finish_response(&mut self, shared: &Shared, body_size: usize) {
+        self.response = ResponseState::Untouched;
+        let body = match hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size) {
+            Ok(body) => body.unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        if body.len() != body_size {
+            self.pass_response(shared, "body unreadable");
+            return;
+        }
+        let new_body = match response::drop_id_token(&body) {
+            ResponseEdit::DropIdToken(new_body) => new_body,
+            ResponseEdit::Pass(why) => {
+                self.pass_response(shared, why);
+                return;
+            }
+        };
+        if hostcalls::set_buffer(BufferType::HttpResponseBody, 0, body.len(), &new_body).is_err() {
+            error!("azp-bridge: could not replace the response body; forwarded unchanged");
+            self.pass_response(shared, "body not replaceable");
+            return;
+        }
+        if shared.config.hold_headers {
+            set_response_header("content-length", Some(&new_body.len().to_string()));
+        }
+        if let Some(metrics) = &shared.metrics {
+            metrics.id_token_dropped.count();
+        }
+    }
+
     fn reject_too_large(&mut self, shared: &Shared) -> Action {
         self.state = State::Passing;
         if let Some(metrics) = &shared.metrics {
@@ -325,6 +435,9 @@ impl BridgeRequest {
                 if let Some(metrics) = &shared.metrics {
                     metrics.rewritten.count();
                 }
+                if rewrite.drop_id_token {
+                    self.response = ResponseState::Expected;
+                }
             }
         }
     }
@@ -358,6 +471,12 @@ fn follow_host_log_level() {
         Ok(LogLevel::Critical) => log::LevelFilter::Off,
     };
     log::set_max_level(level);
+}
+
+fn set_response_header(name: &str, value: Option<&str>) {
+    if hostcalls::set_map_value(MapType::HttpResponseHeaders, name, value).is_err() {
+        warn!("azp-bridge: could not change response header {name}");
+    }
 }
 
 fn set_header(name: &str, value: Option<&str>) {

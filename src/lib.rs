@@ -25,6 +25,7 @@ pub mod content_type;
 pub mod endpoint;
 pub mod form;
 pub mod policy;
+pub mod response;
 pub mod token;
 
 #[cfg(target_arch = "wasm32")]

@@ -4,7 +4,7 @@
 //! glue only carries bytes between Envoy and these functions.
 
 use crate::basic::{self, Authorization};
-use crate::config::{AuthMethod, Config, TargetClient, Upstream};
+use crate::config::{AuthMethod, Config, IdToken, TargetClient, Upstream};
 use crate::content_type::{self, FormType};
 use crate::endpoint::{self, Endpoint, Target};
 use crate::form::{self, Pair};
@@ -268,6 +268,9 @@ impl fmt::Debug for AuthorizationChange {
 pub struct Rewrite {
     pub body: Vec<u8>,
     pub authorization: AuthorizationChange,
+    /// Remove the `id_token` from a successful response ([`crate::response`]):
+    /// a refresh at the token endpoint for a client with `id_token: drop`.
+    pub drop_id_token: bool,
 }
 
 impl fmt::Debug for Rewrite {
@@ -275,6 +278,7 @@ impl fmt::Debug for Rewrite {
         f.debug_struct("Rewrite")
             .field("body_len", &self.body.len())
             .field("authorization", &self.authorization)
+            .field("drop_id_token", &self.drop_id_token)
             .finish()
     }
 }
@@ -383,7 +387,8 @@ pub fn decide(config: &Config, inspection: &Inspection, body: &[u8]) -> Verdict 
     if !realm_allowed(client, &target.realm, iss.as_deref()) {
         return Verdict::pass(PassReason::RealmMismatch, caller, Some(azp));
     }
-    let rewrite = rewrite(&pairs, client, caller_header, config.hold_headers);
+    let mut rewrite = rewrite(&pairs, client, caller_header, config.hold_headers);
+    rewrite.drop_id_token = target.endpoint == Endpoint::Token && client.id_token == IdToken::Drop;
     Verdict {
         outcome: Outcome::Rewrite(rewrite),
         caller,
@@ -436,7 +441,11 @@ fn rewrite(pairs: &[Pair<'_>], client: &TargetClient, caller_header: &CallerHead
         }
         AuthMethod::ClientSecretBasic => AuthorizationChange::Set(basic::header_value(&client.client_id, secret)),
     };
-    Rewrite { body, authorization }
+    Rewrite {
+        body,
+        authorization,
+        drop_id_token: false,
+    }
 }
 
 fn append_pair(body: &mut Vec<u8>, name: &[u8], value: &[u8]) {

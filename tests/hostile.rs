@@ -93,7 +93,11 @@ fn cases() -> Vec<Case> {
         "]".repeat(1000)
     );
     let deep_token = jws(&deep);
-    let deep_azp_token = jws(&format!(r#"{{"iss":"http://k/realms/demo","azp":{}"admin"{}}}"#, "[".repeat(1000), "]".repeat(1000)));
+    let deep_azp_token = jws(&format!(
+        r#"{{"iss":"http://k/realms/demo","azp":{}"admin"{}}}"#,
+        "[".repeat(1000),
+        "]".repeat(1000)
+    ));
     let many_params: String = (0..300).map(|i| format!("p{i}={i}&")).collect::<String>() + &refresh(&token);
     let big_pad = "x".repeat(5000);
     // `grant_type` in UTF-16BE escapes: a name only a UTF-16 reader sees.

@@ -19,10 +19,13 @@ const MISMATCH: &str = "Invalid refresh token. Token client and authorized clien
 
 struct Ctx {
     keycloak: Keycloak,
-    /// Default mode: body credentials, secret from the environment.
+    /// Default mode: body credentials, secret from the environment. Keycloak's
+    /// `--hostname` is this Envoy's URL, as operators deploy it.
     envoy: Envoy,
     /// hold_headers mode, with a client_secret_basic target.
     envoy_hold: Envoy,
+    /// Default mode with `"id_token": "keep"`: today's behaviour without the drop.
+    envoy_keep: Envoy,
     /// Every token seen, to check that no log line carries one.
     tokens: Mutex<Vec<String>>,
 }
@@ -70,6 +73,18 @@ fn main() {
             hold_mode_with_basic_caller_and_basic_target,
         ),
         ("http2_client_through_envoy", http2_client_through_envoy),
+        (
+            "openid_client_refreshes_and_revokes_through_the_bridge",
+            openid_client_refreshes_and_revokes_through_the_bridge,
+        ),
+        (
+            "openid_client_rejects_a_kept_id_token",
+            openid_client_rejects_a_kept_id_token,
+        ),
+        (
+            "authlib_refreshes_and_revokes_through_the_bridge",
+            authlib_refreshes_and_revokes_through_the_bridge,
+        ),
         ("load_with_keycloak_stopped_midway", load_with_keycloak_stopped_midway),
         ("logs_carry_no_secret_or_token", logs_carry_no_secret_or_token),
     ];
@@ -101,11 +116,13 @@ fn main() {
 }
 
 fn start() -> Ctx {
-    let keycloak = Keycloak::start();
+    let envoy_port = support::free_port();
+    let keycloak = Keycloak::start_behind(&format!("http://127.0.0.1:{envoy_port}"));
     let plugin = format!(
         r#"{{"upstream_clusters":["keycloak"],"clients":[{{"client_id":"{ADMIN_CLIENT}","client_secret_env":"ADMIN_CLIENT_SECRET","allowed_callers":["{MOBILE_CLIENT}"],"realms":["{REALM}"]}}]}}"#
     );
     let envoy = EnvoySpec::new(&plugin, keycloak.port)
+        .listen_port(envoy_port)
         .host_env_key("ADMIN_CLIENT_SECRET")
         .env("ADMIN_CLIENT_SECRET", ADMIN_CLIENT_SECRET)
         .start();
@@ -113,10 +130,15 @@ fn start() -> Ctx {
         r#"{{"upstream_clusters":["keycloak"],"clients":[{{"client_id":"{ADMIN_CLIENT}","client_secret":"{ADMIN_CLIENT_SECRET}","allowed_callers":["{MOBILE_CLIENT}"]}},{{"client_id":"{BASIC_ONLY_CLIENT}","client_secret":"{BASIC_ONLY_SECRET}","auth_method":"client_secret_basic","allowed_callers":["{MOBILE_CLIENT}"]}}],"hold_headers":true}}"#
     );
     let envoy_hold = EnvoySpec::new(&plugin_hold, keycloak.port).hold_headers().start();
+    let plugin_keep = format!(
+        r#"{{"upstream_clusters":["keycloak"],"clients":[{{"client_id":"{ADMIN_CLIENT}","client_secret":"{ADMIN_CLIENT_SECRET}","allowed_callers":["{MOBILE_CLIENT}"],"id_token":"keep"}}]}}"#
+    );
+    let envoy_keep = EnvoySpec::new(&plugin_keep, keycloak.port).start();
     Ctx {
         keycloak,
         envoy,
         envoy_hold,
+        envoy_keep,
         tokens: Mutex::new(Vec::new()),
     }
 }
@@ -857,7 +879,7 @@ fn hold_mode_with_basic_caller_and_basic_target(ctx: &Ctx) {
 }
 
 fn http2_client_through_envoy(ctx: &Ctx) {
-    let refresh_token = admin_refresh_token(ctx, "alice");
+    let refresh_token = admin_openid_refresh_token(ctx, "alice");
     let body = encode(&[
         ("grant_type", "refresh_token"),
         ("client_id", MOBILE_CLIENT),
@@ -875,7 +897,133 @@ fn http2_client_through_envoy(ctx: &Ctx) {
             raw,
         };
         expect_tokens(&answer, ADMIN_CLIENT);
+        assert!(
+            answer.json.get("id_token").is_none(),
+            "the bridged response keeps no id_token"
+        );
     }
+}
+
+/// A refresh token of the admin client from a login that asked for
+/// `scope=openid`: its refreshes carry an ID token.
+fn admin_openid_refresh_token(ctx: &Ctx, user: &str) -> String {
+    let password = format!("{user}-password");
+    let answer = direct(
+        ctx,
+        "token",
+        &[
+            ("grant_type", "password"),
+            ("client_id", ADMIN_CLIENT),
+            ("client_secret", ADMIN_CLIENT_SECRET),
+            ("username", user),
+            ("password", &password),
+            ("scope", "openid"),
+        ],
+    );
+    assert!(answer.json["id_token"].is_string(), "an openid login has an id_token");
+    expect_tokens(&answer, ADMIN_CLIENT)
+}
+
+/// Runs a client library script (tests/clients) with its interpreter
+/// (`node` from PATH, the virtualenv's Python) and reads its JSON line.
+fn library(program: &[&str; 2], args: &[&str]) -> Value {
+    let root = support::repo_root();
+    let [interpreter, script] = program;
+    let interpreter = if interpreter.contains('/') {
+        root.join(interpreter)
+    } else {
+        interpreter.into()
+    };
+    let output = std::process::Command::new(interpreter)
+        .arg(root.join(script))
+        .args(args)
+        .output()
+        .expect("the client library runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+        panic!(
+            "no JSON from {program:?}: {stdout} {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+/// openid-client 6.9.0 (npm, tests/clients/package.json).
+const OPENID_CLIENT: &[&str; 2] = &["node", "tests/clients/openid_client.mjs"];
+/// Authlib 1.9.10 (PyPI, scripts/setup.sh).
+const AUTHLIB: &[&str; 2] = &[".venv/bin/python", "tests/clients/authlib_client.py"];
+
+/// Discovery through Envoy (Keycloak's public URL), the public client's
+/// refresh of the admin client's token through the library, again with the
+/// new token, then revocation: in both header modes (the hold-mode Envoy
+/// serves the token and revocation endpoints).
+fn refresh_and_revoke_with(ctx: &Ctx, program: &[&str; 2]) {
+    let issuer = format!("http://127.0.0.1:{}/realms/{REALM}", ctx.envoy.port);
+    let hold_base = format!("http://127.0.0.1:{}", ctx.envoy_hold.port);
+    for (envoy, base) in [(&ctx.envoy, None), (&ctx.envoy_hold, Some(hold_base.as_str()))] {
+        let dropped_before = envoy.counter("id_token_dropped");
+        let mut refresh_token = admin_openid_refresh_token(ctx, "alice");
+        for round in 0..2 {
+            let mut args = vec!["refresh", issuer.as_str(), MOBILE_CLIENT, refresh_token.as_str()];
+            args.extend(base);
+            let result = library(program, &args);
+            assert_eq!(result["ok"], true, "{program:?} round {round}: {result}");
+            assert_eq!(
+                result["keys"],
+                json!([
+                    "access_token",
+                    "expires_in",
+                    "not-before-policy",
+                    "refresh_expires_in",
+                    "refresh_token",
+                    "scope",
+                    "session_state",
+                    "token_type"
+                ]),
+                "{program:?}"
+            );
+            assert_eq!(claims(result["access_token"].as_str().unwrap())["azp"], ADMIN_CLIENT);
+            refresh_token = result["refresh_token"].as_str().unwrap().to_owned();
+            ctx.tokens.lock().unwrap().push(refresh_token.clone());
+        }
+        let mut args = vec!["revoke", issuer.as_str(), MOBILE_CLIENT, refresh_token.as_str()];
+        args.extend(base);
+        assert_eq!(library(program, &args)["ok"], true, "{program:?} revoke");
+        let after = refresh_as(ctx, envoy.port, MOBILE_CLIENT, &refresh_token);
+        assert_eq!(
+            (after.status, &after.json["error"]),
+            (400, &json!("invalid_grant")),
+            "revoked"
+        );
+        assert_eq!(envoy.counter("id_token_dropped"), dropped_before + 2);
+    }
+}
+
+fn openid_client_refreshes_and_revokes_through_the_bridge(ctx: &Ctx) {
+    refresh_and_revoke_with(ctx, OPENID_CLIENT);
+}
+
+fn authlib_refreshes_and_revokes_through_the_bridge(ctx: &Ctx) {
+    refresh_and_revoke_with(ctx, AUTHLIB);
+}
+
+/// With the ID token kept, openid-client refuses the bridged response: the
+/// ID token's audience is the confidential client. This is why it goes.
+fn openid_client_rejects_a_kept_id_token(ctx: &Ctx) {
+    let issuer = format!("http://127.0.0.1:{}/realms/{REALM}", ctx.envoy.port);
+    let keep_base = format!("http://127.0.0.1:{}", ctx.envoy_keep.port);
+    let refresh_token = admin_openid_refresh_token(ctx, "bob");
+    let result = library(
+        OPENID_CLIENT,
+        &["refresh", &issuer, MOBILE_CLIENT, &refresh_token, &keep_base],
+    );
+    assert_eq!(result["ok"], false, "{result}");
+    assert_eq!(result["message"], "unexpected JWT claim value encountered", "{result}");
+    assert_eq!(
+        result["cause"], "unexpected JWT \"aud\" (audience) claim value",
+        "{result}"
+    );
+    assert_eq!(ctx.envoy_keep.counter("rewritten"), 1);
 }
 
 /// 60 s (AZP_LOAD_SECONDS) of mixed load through Envoy; Keycloak is stopped
@@ -960,7 +1108,7 @@ fn logs_carry_no_secret_or_token(ctx: &Ctx) {
     assert!(tokens.len() > 20, "the scenarios saw tokens");
     let mut never: Vec<&str> = vec![ADMIN_CLIENT_SECRET, BASIC_ONLY_SECRET];
     never.extend(tokens.iter().map(String::as_str));
-    for envoy in [&ctx.envoy, &ctx.envoy_hold] {
+    for envoy in [&ctx.envoy, &ctx.envoy_hold, &ctx.envoy_keep] {
         envoy.assert_log_clean(&never);
         envoy.wait_log("outcome=rewritten");
     }

@@ -143,6 +143,21 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 3000, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
+    fn response_edits_remove_only_the_id_token(
+        members in prop::collection::vec(("(id_token|access_token|scope|a|id\\\\u005ftoken)", "(\"[a-z.]{0,6}\"|[0-9]{1,3}|null|\\{\\}|\\[1, 2\\])"), 0..6),
+        noise in any::<Vec<u8>>(),
+        raw in any::<bool>(),
+    ) {
+        let body = if raw {
+            noise
+        } else {
+            let members: Vec<String> = members.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+            format!("{{{}}}", members.join(",")).into_bytes()
+        };
+        invariants::check_response(&body);
+    }
+
+    #[test]
     fn only_unambiguous_requests_are_rewritten(
         content_types in prop::collection::vec(content_type(), 1..3),
         body in body(),

@@ -899,3 +899,23 @@ fn the_sdks_header_pairs_are_request_headers() {
         (2, 1, 0)
     );
 }
+
+#[test]
+fn only_bridged_refreshes_of_drop_clients_lose_their_id_token() {
+    let config = config_with(
+        r#",{"client_id":"keeper","client_secret":"k","allowed_callers":["mobile"],"id_token":"keep"}"#,
+        false,
+    );
+    let drops = |endpoint, azp: &str, param: &str| {
+        let token = refresh_token(azp);
+        let body = format!("grant_type=refresh_token&client_id=mobile&{param}={token}");
+        match decide_at(&config, target(endpoint), &CallerHeader::None, body.as_bytes()).outcome {
+            Outcome::Rewrite(r) => r.drop_id_token,
+            other => panic!("expected a rewrite, got {other:?}"),
+        }
+    };
+    assert!(drops(Endpoint::Token, "admin", "refresh_token"));
+    assert!(!drops(Endpoint::Token, "keeper", "refresh_token"));
+    assert!(!drops(Endpoint::Revoke, "admin", "token"));
+    assert!(!drops(Endpoint::Logout, "admin", "refresh_token"));
+}

@@ -21,12 +21,23 @@ pub struct Keycloak {
 impl Keycloak {
     /// Installs (cached) and starts Keycloak; returns once it is ready.
     pub fn start() -> Keycloak {
+        Self::start_with_hostname(None)
+    }
+
+    /// Keycloak whose public URL (`--hostname`, every token's `iss`) is
+    /// `hostname`: the Envoy in front of it, as operators deploy it.
+    pub fn start_behind(hostname: &str) -> Keycloak {
+        Self::start_with_hostname(Some(hostname))
+    }
+
+    fn start_with_hostname(hostname: Option<&str>) -> Keycloak {
         let dir = TempDir::new("keycloak");
         let port = free_port();
+        let hostname = hostname.map_or_else(|| format!("http://127.0.0.1:{port}"), str::to_owned);
         let env = vec![
             ("KEYCLOAK_PORT".to_owned(), port.to_string()),
             ("KEYCLOAK_MGMT_PORT".to_owned(), free_port().to_string()),
-            ("KEYCLOAK_HOSTNAME".to_owned(), format!("http://127.0.0.1:{port}")),
+            ("KEYCLOAK_HOSTNAME".to_owned(), hostname),
             (
                 "KEYCLOAK_LOG".to_owned(),
                 dir.path.join("keycloak.log").display().to_string(),

@@ -128,6 +128,8 @@ pub struct EnvoySpec {
     pub template: String,
     /// Another build of the module (default: the release build).
     pub wasm: Option<PathBuf>,
+    /// The listener's port (default: a free one).
+    pub listen_port: Option<u16>,
 }
 
 impl EnvoySpec {
@@ -141,6 +143,7 @@ impl EnvoySpec {
             edits: Vec::new(),
             template: "envoy/azp-bridge.yaml".to_owned(),
             wasm: None,
+            listen_port: None,
         }
     }
 
@@ -156,6 +159,12 @@ impl EnvoySpec {
 
     pub fn host_env_key(mut self, name: &str) -> Self {
         self.host_env_keys.push(name.to_owned());
+        self
+    }
+
+    /// Listens on this port (e.g. one a Keycloak's `--hostname` names).
+    pub fn listen_port(mut self, port: u16) -> Self {
+        self.listen_port = Some(port);
         self
     }
 
@@ -211,7 +220,7 @@ impl EnvoySpec {
     /// Starts Envoy and waits until it is ready.
     pub fn start(&self) -> Envoy {
         let dir = TempDir::new("envoy");
-        let (listen_port, admin_port) = (free_port(), free_port());
+        let (listen_port, admin_port) = (self.listen_port.unwrap_or_else(free_port), free_port());
         let config_path = dir.path.join("envoy.yaml");
         std::fs::write(&config_path, self.render(listen_port, admin_port)).unwrap();
         let log_path = dir.path.join("envoy.log");

@@ -16,6 +16,18 @@ struct Log {
     arrived: Condvar,
 }
 
+/// The raw HTTP/1.1 response an upstream sends for a request.
+pub type Answer = fn(&Message) -> Vec<u8>;
+
+/// 200 with [`UPSTREAM_BODY`].
+pub fn default_answer(_: &Message) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{UPSTREAM_BODY}",
+        UPSTREAM_BODY.len()
+    )
+    .into_bytes()
+}
+
 pub struct Upstream {
     pub port: u16,
     log: Arc<Log>,
@@ -24,6 +36,11 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn start() -> Self {
+        Self::answering(default_answer)
+    }
+
+    /// An upstream that answers each request with `answer(request)`.
+    pub fn answering(answer: Answer) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let log = Arc::new(Log::default());
@@ -36,7 +53,7 @@ impl Upstream {
                 }
                 let Ok(stream) = stream else { continue };
                 let log = thread_log.clone();
-                std::thread::spawn(move || serve(stream, &log));
+                std::thread::spawn(move || serve(stream, &log, answer));
             }
         });
         Upstream { port, log, stop }
@@ -74,7 +91,7 @@ impl Drop for Upstream {
     }
 }
 
-fn serve(mut stream: TcpStream, log: &Log) {
+fn serve(mut stream: TcpStream, log: &Log, answer: Answer) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
     let mut buf = Vec::new();
     loop {
@@ -85,13 +102,10 @@ fn serve(mut stream: TcpStream, log: &Log) {
             return;
         };
         buf.drain(..used);
+        let response = answer(&message);
         log.requests.lock().unwrap().push(message);
         log.arrived.notify_all();
-        let response = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{UPSTREAM_BODY}",
-            UPSTREAM_BODY.len()
-        );
-        if stream.write_all(response.as_bytes()).is_err() {
+        if stream.write_all(&response).is_err() {
             return;
         }
     }
