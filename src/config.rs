@@ -11,11 +11,15 @@ use serde::Deserialize;
 use serde_path_to_error::Segment;
 use std::fmt;
 
-/// Envoy's own default buffer limit; a larger body never reaches the filter.
+/// The filter's default limit on a token request body (a refresh is well
+/// under 8 KiB).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 const MAX_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// Keycloak's token responses are a few KiB.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 256 * 1024;
+/// Envoy's default buffer limit (a listener's `per_connection_buffer_limit_bytes`):
+/// Envoy itself answers 413 to a buffered body over it, before the filter sees it.
+pub const ENVOY_DEFAULT_BUFFER_LIMIT: usize = 1024 * 1024;
 
 /// How the target client's credentials are sent to Keycloak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -129,8 +133,9 @@ struct Raw {
     authorities: Option<Vec<String>>,
     #[serde(default)]
     hold_headers: bool,
-    max_body_bytes: Option<u64>,
-    max_response_bytes: Option<u64>,
+    /// Any JSON number; whole-valued ones (`65536.0`, `6.5e4`) are accepted.
+    max_body_bytes: Option<serde_json::Number>,
+    max_response_bytes: Option<serde_json::Number>,
 }
 
 #[derive(Deserialize)]
@@ -165,15 +170,15 @@ pub fn parse(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Config
     let hold_headers = raw.hold_headers;
     let max_body_bytes = match raw.max_body_bytes {
         None => DEFAULT_MAX_BODY_BYTES,
-        Some(n) => usize::try_from(n)
-            .ok()
+        Some(n) => whole_number(&n)
+            .and_then(|n| usize::try_from(n).ok())
             .filter(|n| (1..=MAX_MAX_BODY_BYTES).contains(n))
             .ok_or_else(|| error("max_body_bytes", expected("max_body_bytes")))?,
     };
     let max_response_bytes = match raw.max_response_bytes {
         None => DEFAULT_MAX_RESPONSE_BYTES,
-        Some(n) => usize::try_from(n)
-            .ok()
+        Some(n) => whole_number(&n)
+            .and_then(|n| usize::try_from(n).ok())
             .filter(|n| (1..=MAX_MAX_BODY_BYTES).contains(n))
             .ok_or_else(|| error("max_response_bytes", expected("max_response_bytes")))?,
     };
@@ -247,18 +252,11 @@ fn target_client(
         (Some(secret), None) => secret,
         (None, Some(name)) if name.is_empty() => return Err(error(field("client_secret_env"), "must not be empty")),
         (None, Some(name)) => match env(&name) {
-            None => {
-                return Err(error(
-                    field("client_secret_env"),
-                    format!(
-                    "names environment variable {name}, which is not set in the VM (vm_config.environment_variables)"
-                ),
-                ))
-            }
+            None => return Err(error(field("client_secret_env"), env_not_set(&name))),
             Some(value) if value.is_empty() => {
                 return Err(error(
                     field("client_secret_env"),
-                    format!("names environment variable {name}, which is empty"),
+                    format!("names {}, which is empty", variable(&name)),
                 ))
             }
             Some(value) => value,
@@ -274,6 +272,62 @@ fn target_client(
         realms,
         id_token: raw.id_token,
     })
+}
+
+/// How an error names a `client_secret_env` value: only a value shaped like
+/// a variable name (`[A-Za-z_][A-Za-z0-9_]{0,63}`) is repeated. Anything else
+/// may be the secret itself, put there by a template that filled in
+/// `${ADMIN_CLIENT_SECRET}` where the variable's name belonged.
+fn variable(name: &str) -> String {
+    if is_variable_name(name) {
+        format!("environment variable {name}")
+    } else {
+        "an environment variable whose name is not shown (it is not shaped like a variable name, [A-Za-z_][A-Za-z0-9_]*, and may be a secret: give the variable's name, not its value)".to_owned()
+    }
+}
+
+fn is_variable_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    name.len() <= 64
+        && bytes.next().is_some_and(|b| b == b'_' || b.is_ascii_alphabetic())
+        && bytes.all(|b| b == b'_' || b.is_ascii_alphanumeric())
+}
+
+/// The VM cannot tell a variable missing from Envoy's environment from one
+/// that is there but not exposed to it, so the message names both causes.
+fn env_not_set(name: &str) -> String {
+    format!(
+        "names {}, which is not set in the VM: set it in Envoy's environment and list it in \
+         vm_config.environment_variables.host_env_keys (Istio: vmConfig.env with valueFrom: HOST; \
+         Envoy Gateway: env.hostKeys)",
+        variable(name)
+    )
+}
+
+/// A JSON number that is a whole number (`65536`, `65536.0`, `6.5536e4`).
+fn whole_number(n: &serde_json::Number) -> Option<u64> {
+    if let Some(n) = n.as_u64() {
+        return Some(n);
+    }
+    let f = n.as_f64()?;
+    // Whole and at most 2^53, so the conversion is exact.
+    (f.fract() == 0.0 && (0.0..=9_007_199_254_740_992.0).contains(&f)).then_some(f as u64)
+}
+
+impl Config {
+    /// A warning for `on_configure` when `max_body_bytes` is larger than the
+    /// buffer Envoy allows by default: Envoy answers a larger body with its
+    /// own 413 before the filter sees it, unless the listener's buffer grows too.
+    pub fn buffer_limit_warning(&self) -> Option<String> {
+        (self.max_body_bytes > ENVOY_DEFAULT_BUFFER_LIMIT).then(|| {
+            format!(
+                "max_body_bytes={} is above Envoy's default buffer limit ({ENVOY_DEFAULT_BUFFER_LIMIT} bytes): \
+                 Envoy answers a larger body with its own 413 before the filter sees it, unless the listener's \
+                 per_connection_buffer_limit_bytes (or the route's per_request_buffer_limit_bytes) is at least max_body_bytes",
+                self.max_body_bytes
+            )
+        })
+    }
 }
 
 /// A list that, when given, has items and no empty string.
@@ -371,7 +425,8 @@ fn expected(name: &str) -> String {
         "upstream_clusters" | "authorities" | "allowed_callers" | "realms" => "must be a list of strings".to_owned(),
         "auth_method" => "must be \"client_secret_post\" or \"client_secret_basic\"".to_owned(),
         "hold_headers" => "must be true or false".to_owned(),
-        "max_body_bytes" | "max_response_bytes" => format!("must be a whole number from 1 to {MAX_MAX_BODY_BYTES}"),
+        "max_body_bytes" => format!("must be a whole number from 1 to {MAX_MAX_BODY_BYTES}, e.g. 65536"),
+        "max_response_bytes" => format!("must be a whole number from 1 to {MAX_MAX_BODY_BYTES}, e.g. 262144"),
         "id_token" => "must be \"drop\" or \"keep\"".to_owned(),
         _ => "must be a string".to_owned(),
     }
@@ -630,14 +685,15 @@ mod tests {
         let client = r#"{"client_id":"a","client_secret":"x","allowed_callers":["m"]}"#;
         let cases = [
             (format!(r#"{{"upstream_clusters":["k"],"clients":[{client}],"hold_headers":true,"hold_headers":false}}"#), "hold_headers", "is given twice".to_owned()),
-            (format!(r#"{{"upstream_clusters":["k"],"clients":[{client}],"max_body_bytes":1.5}}"#), "max_body_bytes", format!("must be a whole number from 1 to {MAX_MAX_BODY_BYTES}")),
+            (format!(r#"{{"upstream_clusters":["k"],"clients":[{client}],"max_body_bytes":1.5}}"#), "max_body_bytes", format!("must be a whole number from 1 to {MAX_MAX_BODY_BYTES}, e.g. 65536")),
+            (format!(r#"{{"upstream_clusters":["k"],"clients":[{client}],"max_body_bytes":"65536"}}"#), "max_body_bytes", format!("must be a whole number from 1 to {MAX_MAX_BODY_BYTES}, e.g. 65536")),
             (format!(r#"{{"upstream_clusters":[7],"clients":[{client}]}}"#), "upstream_clusters[0]", "must be a string".to_owned()),
             (r#"{"upstream_clusters":["k"],"clients":["inline-secret"]}"#.to_owned(), "clients[0]", "must be an object".to_owned()),
             (r#"{"upstream_clusters":["k"],"clients":[{"client_id":"a","client_secret":"inline-secret","allowed_callers":["m"],"auth_method":"inline-secret"}]}"#.to_owned(), "clients[0].auth_method", "must be \"client_secret_post\" or \"client_secret_basic\"".to_owned()),
             (r#"{"upstream_clusters":["k"],"clients":[{"client_id":"a","client_secret":"inline-secret","allowed_callers":["m"],"inline-secret":1}]}"#.to_owned(), "clients[0].inline-secret", format!("is not a known field (known: {CLIENT_FIELDS})")),
             (r#"{"inline-secret":1}"#.to_owned(), "inline-secret", format!("is not a known field (known: {ROOT_FIELDS})")),
             (r#"{"upstream_clusters":["k"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"],"id_token":"inline-secret"}]}"#.to_owned(), "clients[0].id_token", "must be \"drop\" or \"keep\"".to_owned()),
-            (format!(r#"{{"upstream_clusters":["k"],"clients":[{client}],"max_response_bytes":0}}"#), "max_response_bytes", format!("must be a whole number from 1 to {MAX_MAX_BODY_BYTES}")),
+            (format!(r#"{{"upstream_clusters":["k"],"clients":[{client}],"max_response_bytes":0}}"#), "max_response_bytes", format!("must be a whole number from 1 to {MAX_MAX_BODY_BYTES}, e.g. 262144")),
             (r#"{"clients":[{"client_id":"a","client_secret":"inline-secret","allowed_callers":["m"]}]} inline-secret"#.to_owned(), "(root)", "is not valid JSON (line 1, column 89)".to_owned()),
         ];
         for (json, field, problem) in cases {
@@ -648,6 +704,103 @@ mod tests {
                 "{json}"
             );
         }
+    }
+
+    #[test]
+    fn whole_valued_numbers_are_accepted_for_max_body_bytes() {
+        let client = r#"{"client_id":"a","client_secret":"x","allowed_callers":["m"]}"#;
+        for (written, bytes) in [
+            ("65536", 65536),
+            ("65536.0", 65536),
+            ("6.5536e4", 65536),
+            ("1", 1),
+            ("16777216.0", 16_777_216),
+        ] {
+            let config = parse_str(&format!(
+                r#"{{"upstream_clusters":["k"],"clients":[{client}],"max_body_bytes":{written}}}"#
+            ))
+            .unwrap();
+            assert_eq!(config.max_body_bytes, bytes, "{written}");
+        }
+        for written in ["0.0", "1.5", "-1.0", "16777217.0", "1e300", "-0.5"] {
+            let err = parse_str(&format!(
+                r#"{{"upstream_clusters":["k"],"clients":[{client}],"max_body_bytes":{written}}}"#
+            ))
+            .unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "invalid configuration: `max_body_bytes` must be a whole number from 1 to 16777216, e.g. 65536",
+                "{written}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unset_variable_names_both_causes() {
+        let err = refused(
+            r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret_env":"NOT_SET","allowed_callers":["m"]}]}"#,
+        );
+        assert_eq!(
+            err.to_string(),
+            "invalid configuration: `clients[0].client_secret_env` names environment variable NOT_SET, which is not set in the VM: \
+             set it in Envoy's environment and list it in vm_config.environment_variables.host_env_keys \
+             (Istio: vmConfig.env with valueFrom: HOST; Envoy Gateway: env.hostKeys)"
+        );
+    }
+
+    #[test]
+    fn a_value_where_a_variable_name_belongs_is_never_repeated() {
+        // What a template makes of "client_secret_env": "${ADMIN_CLIENT_SECRET}".
+        for value in [
+            "topsecret-VALUE-123",
+            "s3cr3t value",
+            "9LEADING_DIGIT",
+            &"A".repeat(65),
+            "a=b",
+        ] {
+            let json = format!(
+                r#"{{"upstream_clusters":["keycloak"],"clients":[{{"client_id":"a","client_secret_env":"{value}","allowed_callers":["m"]}}]}}"#
+            );
+            let err = parse_str(&json).unwrap_err();
+            assert!(!err.to_string().contains(value), "{err}");
+            assert_eq!(
+                err.to_string(),
+                "invalid configuration: `clients[0].client_secret_env` names an environment variable whose name is not shown \
+                 (it is not shaped like a variable name, [A-Za-z_][A-Za-z0-9_]*, and may be a secret: give the variable's name, \
+                 not its value), which is not set in the VM: set it in Envoy's environment and list it in \
+                 vm_config.environment_variables.host_env_keys (Istio: vmConfig.env with valueFrom: HOST; Envoy Gateway: env.hostKeys)"
+            );
+            let empty = parse(json.as_bytes(), &|_| Some(String::new())).unwrap_err();
+            assert!(!empty.to_string().contains(value), "{empty}");
+        }
+        // A variable name is named; one that is set is used, whatever its shape.
+        assert!(
+            is_variable_name("ADMIN_CLIENT_SECRET") && is_variable_name("_x9") && is_variable_name(&"A".repeat(64))
+        );
+        let config = parse(
+            br#"{"upstream_clusters":["k"],"clients":[{"client_id":"a","client_secret_env":"odd-name","allowed_callers":["m"]}]}"#,
+            &|name| (name == "odd-name").then(|| "v".to_owned()),
+        )
+        .unwrap();
+        assert_eq!(config.clients[0].secret.expose(), "v");
+    }
+
+    #[test]
+    fn a_body_limit_above_envoys_buffer_is_warned_about() {
+        let with = |bytes: usize| {
+            parse_str(&format!(
+                r#"{{"upstream_clusters":["k"],"clients":[{{"client_id":"a","client_secret":"x","allowed_callers":["m"]}}],"max_body_bytes":{bytes}}}"#
+            ))
+            .unwrap()
+        };
+        assert_eq!(with(ENVOY_DEFAULT_BUFFER_LIMIT).buffer_limit_warning(), None);
+        assert_eq!(parse_str(MINIMAL).unwrap().buffer_limit_warning(), None);
+        assert_eq!(
+            with(2 * 1024 * 1024).buffer_limit_warning().unwrap(),
+            "max_body_bytes=2097152 is above Envoy's default buffer limit (1048576 bytes): Envoy answers a larger body \
+             with its own 413 before the filter sees it, unless the listener's per_connection_buffer_limit_bytes \
+             (or the route's per_request_buffer_limit_bytes) is at least max_body_bytes"
+        );
     }
 
     #[test]
