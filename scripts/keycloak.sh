@@ -217,6 +217,11 @@ cmd_start() {
   rm -rf "${KEYCLOAK_HOME}/data"
   mkdir -p "${KEYCLOAK_HOME}/data/import" "$(dirname "${KEYCLOAK_LOG}")" "$(dirname "${KEYCLOAK_PIDFILE}")"
   cp "${KEYCLOAK_REALM_FILE}" "${KEYCLOAK_HOME}/data/import/${REALM}-realm.json"
+  # The tenant realms (one client id per realm, each with its own secret).
+  local tenant
+  for tenant in "${ROOT_DIR}"/keycloak/tenant-*-realm.json; do
+    [[ -f "${tenant}" ]] && cp "${tenant}" "${KEYCLOAK_HOME}/data/import/"
+  done
 
   local args=(
     start-dev

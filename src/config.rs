@@ -7,8 +7,10 @@
 //! and never repeat a value: a value in the wrong place may well be a secret,
 //! so serde's own messages, which quote values, are never shown.
 
+use crate::assertion::AssertionKey;
 use serde::Deserialize;
 use serde_path_to_error::Segment;
+use std::collections::HashMap;
 use std::fmt;
 
 /// The filter's default limit on a token request body (a refresh is well
@@ -30,6 +32,10 @@ pub enum AuthMethod {
     ClientSecretPost,
     /// An `Authorization: Basic` header (needs `hold_headers`).
     ClientSecretBasic,
+    /// A client assertion signed HS256 with the client secret.
+    ClientSecretJwt,
+    /// A client assertion signed ES256 with a P-256 private key.
+    PrivateKeyJwt,
 }
 
 /// What becomes of the ID token in the response to a bridged refresh.
@@ -64,7 +70,13 @@ impl fmt::Debug for Secret {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetClient {
     pub client_id: String,
+    /// The client secret (also the HS256 key of `client_secret_jwt`);
+    /// empty for `private_key_jwt`.
     pub secret: Secret,
+    /// The key of a signed-JWT method (`client_secret_jwt`, `private_key_jwt`).
+    pub assertion_key: Option<AssertionKey>,
+    /// The `kid` of the assertions' header.
+    pub key_id: Option<String>,
     pub auth_method: AuthMethod,
     pub allowed_callers: Vec<String>,
     /// `None`: any realm.
@@ -75,6 +87,9 @@ pub struct TargetClient {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub clients: Vec<TargetClient>,
+    /// The entry of each (client id, realm): built once, so a decision costs
+    /// the same with one entry or ten thousand.
+    index: HashMap<String, ClientEntries>,
     /// Where Keycloak is: a credential is added only to a request going
     /// there. At least one of the two is set.
     pub upstream: Upstream,
@@ -97,10 +112,25 @@ pub struct Upstream {
     pub authorities: Option<Vec<String>>,
 }
 
+/// The entries of one client id: one per realm, and at most one fallback
+/// for the realms no entry of that id names.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClientEntries {
+    by_realm: HashMap<String, usize>,
+    fallback: Option<usize>,
+}
+
 impl Config {
-    /// The configured client a token was issued to.
-    pub fn client(&self, client_id: &str) -> Option<&TargetClient> {
-        self.clients.iter().find(|c| c.client_id == client_id)
+    /// The entry for a token issued to `client_id`, refreshed in `realm`.
+    pub fn client(&self, client_id: &str, realm: &str) -> Option<&TargetClient> {
+        let entries = self.index.get(client_id)?;
+        let at = entries.by_realm.get(realm).copied().or(entries.fallback)?;
+        self.clients.get(at)
+    }
+
+    /// Whether any entry names this client id (for the pass reason).
+    pub fn knows(&self, client_id: &str) -> bool {
+        self.index.contains_key(client_id)
     }
 }
 
@@ -144,6 +174,9 @@ struct RawClient {
     client_id: String,
     client_secret: Option<String>,
     client_secret_env: Option<String>,
+    private_key: Option<String>,
+    private_key_env: Option<String>,
+    key_id: Option<String>,
     #[serde(default)]
     auth_method: AuthMethod,
     allowed_callers: Vec<String>,
@@ -195,10 +228,20 @@ pub fn parse(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Config
                 "client_secret_basic needs \"hold_headers\": true (headers must wait for the body to be changed)",
             ));
         }
-        if clients.iter().any(|c| c.client_id == client.client_id) {
-            return Err(error(format!("{path}.client_id"), "repeats an earlier client_id"));
-        }
+        overlap_check(&clients, &client, i)?;
         clients.push(client);
+    }
+    let mut index: HashMap<String, ClientEntries> = HashMap::with_capacity(clients.len());
+    for (at, client) in clients.iter().enumerate() {
+        let entries = index.entry(client.client_id.clone()).or_default();
+        match &client.realms {
+            None => entries.fallback = Some(at),
+            Some(realms) => {
+                for realm in realms {
+                    entries.by_realm.insert(realm.clone(), at);
+                }
+            }
+        }
     }
 
     let clusters = non_empty_list(raw.upstream_clusters, "upstream_clusters")?;
@@ -221,6 +264,7 @@ pub fn parse(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Config
     }
     Ok(Config {
         clients,
+        index,
         upstream: Upstream {
             clusters,
             authorities: authorities.map(|hosts| hosts.iter().map(|h| h.to_ascii_lowercase()).collect()),
@@ -229,6 +273,33 @@ pub fn parse(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Config
         max_body_bytes,
         max_response_bytes,
     })
+}
+
+/// Entries of one client id must name disjoint realms, and at most one of
+/// them may name none (the fallback). Refusals name both entries.
+fn overlap_check(earlier: &[TargetClient], client: &TargetClient, i: usize) -> Result<(), ConfigError> {
+    for (j, other) in earlier
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.client_id == client.client_id)
+    {
+        match (&other.realms, &client.realms) {
+            (None, None) => {
+                return Err(error(
+                    format!("clients[{i}].realms"),
+                    format!("is missing, and clients[{j}] of the same client_id has no realms either: one entry per client_id may go without realms (the fallback)"),
+                ))
+            }
+            (Some(a), Some(b)) if a.iter().any(|r| b.contains(r)) => {
+                return Err(error(
+                    format!("clients[{i}].realms"),
+                    format!("shares a realm with clients[{j}].realms of the same client_id: each realm takes one entry"),
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn target_client(
@@ -240,38 +311,117 @@ fn target_client(
     if raw.client_id.is_empty() {
         return Err(error(field("client_id"), "must not be empty"));
     }
-    let secret = match (raw.client_secret, raw.client_secret_env) {
-        (Some(_), Some(_)) => {
+    let signs_with_key = raw.auth_method == AuthMethod::PrivateKeyJwt;
+    let secret_inline = raw.client_secret.is_some();
+    let secret = if signs_with_key {
+        if raw.client_secret.is_some() || raw.client_secret_env.is_some() {
             return Err(error(
                 field("client_secret"),
-                "and client_secret_env are both set; set exactly one",
-            ))
+                "and client_secret_env must not be set for private_key_jwt (it signs with private_key or private_key_env)",
+            ));
         }
-        (None, None) => return Err(error(field("client_secret"), "or client_secret_env must be set")),
-        (Some(secret), None) if secret.is_empty() => return Err(error(field("client_secret"), "must not be empty")),
-        (Some(secret), None) => secret,
-        (None, Some(name)) if name.is_empty() => return Err(error(field("client_secret_env"), "must not be empty")),
-        (None, Some(name)) => match env(&name) {
-            None => return Err(error(field("client_secret_env"), env_not_set(&name))),
-            Some(value) if value.is_empty() => {
-                return Err(error(
-                    field("client_secret_env"),
-                    format!("names {}, which is empty", variable(&name)),
-                ))
-            }
-            Some(value) => value,
-        },
+        String::new()
+    } else {
+        if raw.private_key.is_some() || raw.private_key_env.is_some() {
+            return Err(error(
+                field("private_key"),
+                "and private_key_env are only for auth_method private_key_jwt",
+            ));
+        }
+        from_value_or_env(
+            raw.client_secret,
+            raw.client_secret_env,
+            &field("client_secret"),
+            "client_secret_env",
+            env,
+        )?
     };
+    let assertion_key = match raw.auth_method {
+        AuthMethod::ClientSecretPost | AuthMethod::ClientSecretBasic => None,
+        AuthMethod::ClientSecretJwt => {
+            if secret.len() < 32 {
+                return Err(error(
+                    field(if secret_inline {
+                        "client_secret"
+                    } else {
+                        "client_secret_env"
+                    }),
+                    "must be at least 32 bytes for client_secret_jwt (an HS256 key)",
+                ));
+            }
+            Some(AssertionKey::Hs256(secret.as_bytes().to_vec()))
+        }
+        AuthMethod::PrivateKeyJwt => {
+            let inline = raw.private_key.is_some();
+            let pem = from_value_or_env(
+                raw.private_key,
+                raw.private_key_env,
+                &field("private_key"),
+                "private_key_env",
+                env,
+            )?;
+            let name = if inline { "private_key" } else { "private_key_env" };
+            Some(AssertionKey::es256_from_pem(&pem).map_err(|_| {
+                error(
+                    field(name),
+                    "is not a PKCS#8 PEM of a P-256 private key (-----BEGIN PRIVATE KEY-----)",
+                )
+            })?)
+        }
+    };
+    if raw.key_id.as_deref() == Some("") {
+        return Err(error(field("key_id"), "must not be empty"));
+    }
+    if raw.key_id.is_some() && assertion_key.is_none() {
+        return Err(error(
+            field("key_id"),
+            "is only for client_secret_jwt and private_key_jwt",
+        ));
+    }
     let allowed_callers = non_empty_list(Some(raw.allowed_callers), &field("allowed_callers"))?.unwrap_or_default();
     let realms = non_empty_list(raw.realms, &field("realms"))?;
     Ok(TargetClient {
         client_id: raw.client_id,
         secret: Secret(secret),
+        assertion_key,
+        key_id: raw.key_id,
         auth_method: raw.auth_method,
         allowed_callers,
         realms,
         id_token: raw.id_token,
     })
+}
+
+/// A value given inline (`value_field`) or by the name of an environment
+/// variable (`env_name`, a sibling field): exactly one of the two.
+fn from_value_or_env(
+    value: Option<String>,
+    env_name: Option<String>,
+    value_field: &str,
+    env_key: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, ConfigError> {
+    let env_field = match value_field.rsplit_once('.') {
+        Some((parent, _)) => format!("{parent}.{env_key}"),
+        None => env_key.to_owned(),
+    };
+    match (value, env_name) {
+        (Some(_), Some(_)) => Err(error(
+            value_field,
+            format!("and {env_key} are both set; set exactly one"),
+        )),
+        (None, None) => Err(error(value_field, format!("or {env_key} must be set"))),
+        (Some(value), None) if value.is_empty() => Err(error(value_field, "must not be empty")),
+        (Some(value), None) => Ok(value),
+        (None, Some(name)) if name.is_empty() => Err(error(env_field, "must not be empty")),
+        (None, Some(name)) => match env(&name) {
+            None => Err(error(env_field, env_not_set(&name))),
+            Some(value) if value.is_empty() => {
+                Err(error(env_field, format!("names {}, which is empty", variable(&name))))
+            }
+            Some(value) => Ok(value),
+        },
+    }
 }
 
 /// How an error names a `client_secret_env` value: only a value shaped like
@@ -423,7 +573,10 @@ fn expected(name: &str) -> String {
         "(root)" | "clients[]" => "must be an object".to_owned(),
         "clients" => "must be a list".to_owned(),
         "upstream_clusters" | "authorities" | "allowed_callers" | "realms" => "must be a list of strings".to_owned(),
-        "auth_method" => "must be \"client_secret_post\" or \"client_secret_basic\"".to_owned(),
+        "auth_method" => {
+            "must be \"client_secret_post\", \"client_secret_basic\", \"client_secret_jwt\" or \"private_key_jwt\""
+                .to_owned()
+        }
         "hold_headers" => "must be true or false".to_owned(),
         "max_body_bytes" => format!("must be a whole number from 1 to {MAX_MAX_BODY_BYTES}, e.g. 65536"),
         "max_response_bytes" => format!("must be a whole number from 1 to {MAX_MAX_BODY_BYTES}, e.g. 262144"),
@@ -462,14 +615,14 @@ mod tests {
         let config = parse_str(MINIMAL).unwrap();
         assert!(!config.hold_headers);
         assert_eq!(config.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
-        let client = config.client("admin").unwrap();
+        let client = config.client("admin", "demo").unwrap();
         assert_eq!(client.secret.expose(), "inline-secret");
         assert_eq!(client.auth_method, AuthMethod::ClientSecretPost);
         assert_eq!(client.allowed_callers, vec!["mobile"]);
         assert_eq!(client.realms, None);
         assert_eq!(client.id_token, IdToken::Drop);
         assert_eq!(config.max_response_bytes, DEFAULT_MAX_RESPONSE_BYTES);
-        assert!(config.client("mobile").is_none());
+        assert!(config.client("mobile", "demo").is_none());
     }
 
     #[test]
@@ -484,8 +637,8 @@ mod tests {
         assert!(config.hold_headers);
         assert_eq!(config.max_body_bytes, 1024);
         assert_eq!(config.max_response_bytes, 4096);
-        assert_eq!(config.client("b").unwrap().id_token, IdToken::Keep);
-        let a = config.client("a").unwrap();
+        assert_eq!(config.client("b", "demo").unwrap().id_token, IdToken::Keep);
+        let a = config.client("a", "demo").unwrap();
         assert_eq!(a.secret.expose(), SECRET);
         assert_eq!(a.auth_method, AuthMethod::ClientSecretBasic);
         assert_eq!(a.realms.as_deref(), Some(&["demo".to_owned()][..]));
@@ -638,7 +791,7 @@ mod tests {
                 "must be a string",
             ),
             (
-                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"],"auth_method":"private_key_jwt"}]}"#,
+                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"],"auth_method":"rs256_jwt"}]}"#,
                 "clients[0].auth_method",
                 "must be",
             ),
@@ -649,8 +802,8 @@ mod tests {
             ),
             (
                 r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"]},{"client_id":"a","client_secret":"y","allowed_callers":["n"]}]}"#,
-                "clients[1].client_id",
-                "repeats",
+                "clients[1].realms",
+                "no realms either",
             ),
             (
                 r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"]}],"hold_headers":"yes"}"#,
@@ -689,7 +842,7 @@ mod tests {
             (format!(r#"{{"upstream_clusters":["k"],"clients":[{client}],"max_body_bytes":"65536"}}"#), "max_body_bytes", format!("must be a whole number from 1 to {MAX_MAX_BODY_BYTES}, e.g. 65536")),
             (format!(r#"{{"upstream_clusters":[7],"clients":[{client}]}}"#), "upstream_clusters[0]", "must be a string".to_owned()),
             (r#"{"upstream_clusters":["k"],"clients":["inline-secret"]}"#.to_owned(), "clients[0]", "must be an object".to_owned()),
-            (r#"{"upstream_clusters":["k"],"clients":[{"client_id":"a","client_secret":"inline-secret","allowed_callers":["m"],"auth_method":"inline-secret"}]}"#.to_owned(), "clients[0].auth_method", "must be \"client_secret_post\" or \"client_secret_basic\"".to_owned()),
+            (r#"{"upstream_clusters":["k"],"clients":[{"client_id":"a","client_secret":"inline-secret","allowed_callers":["m"],"auth_method":"inline-secret"}]}"#.to_owned(), "clients[0].auth_method", "must be \"client_secret_post\", \"client_secret_basic\", \"client_secret_jwt\" or \"private_key_jwt\"".to_owned()),
             (r#"{"upstream_clusters":["k"],"clients":[{"client_id":"a","client_secret":"inline-secret","allowed_callers":["m"],"inline-secret":1}]}"#.to_owned(), "clients[0].inline-secret", format!("is not a known field (known: {CLIENT_FIELDS})")),
             (r#"{"inline-secret":1}"#.to_owned(), "inline-secret", format!("is not a known field (known: {ROOT_FIELDS})")),
             (r#"{"upstream_clusters":["k"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"],"id_token":"inline-secret"}]}"#.to_owned(), "clients[0].id_token", "must be \"drop\" or \"keep\"".to_owned()),
@@ -801,6 +954,102 @@ mod tests {
              with its own 413 before the filter sees it, unless the listener's per_connection_buffer_limit_bytes \
              (or the route's per_request_buffer_limit_bytes) is at least max_body_bytes"
         );
+    }
+
+    const TEST_KEY: &str = include_str!("../tests/fixtures/es256-test-key.pem");
+
+    #[test]
+    fn one_client_id_per_realm_and_one_fallback() {
+        let config = parse_str(
+            r#"{"upstream_clusters":["k"],"clients":[
+                {"client_id":"portal","client_secret":"a-secret","allowed_callers":["web"],"realms":["tenant-a"]},
+                {"client_id":"portal","client_secret":"b-secret","allowed_callers":["web"],"realms":["tenant-b","tenant-x"]},
+                {"client_id":"portal","client_secret":"any-secret","allowed_callers":["web"]}
+            ]}"#,
+        )
+        .unwrap();
+        let secret = |realm| config.client("portal", realm).unwrap().secret.expose().to_owned();
+        assert_eq!(secret("tenant-a"), "a-secret");
+        assert_eq!(secret("tenant-b"), "b-secret");
+        assert_eq!(secret("tenant-x"), "b-secret");
+        assert_eq!(secret("tenant-z"), "any-secret");
+        assert!(config.knows("portal") && !config.knows("web"));
+        assert!(config.client("web", "tenant-a").is_none());
+        let no_fallback = parse_str(
+            r#"{"upstream_clusters":["k"],"clients":[{"client_id":"portal","client_secret":"a","allowed_callers":["web"],"realms":["tenant-a"]}]}"#,
+        )
+        .unwrap();
+        assert!(no_fallback.client("portal", "tenant-b").is_none());
+    }
+
+    #[test]
+    fn overlapping_entries_are_refused_naming_both() {
+        let entry = |realms: &str| {
+            format!(r#"{{"client_id":"portal","client_secret":"inline-secret","allowed_callers":["web"]{realms}}}"#)
+        };
+        for (second, fourth, problem) in [
+            (entry(""), entry(""), "is missing, and clients[1] of the same client_id has no realms either: one entry per client_id may go without realms (the fallback)"),
+            (entry(r#","realms":["a","b"]"#), entry(r#","realms":["c","b"]"#), "shares a realm with clients[1].realms of the same client_id: each realm takes one entry"),
+        ] {
+            let other = r#"{"client_id":"other","client_secret":"x","allowed_callers":["web"]}"#;
+            let json = format!(r#"{{"upstream_clusters":["k"],"clients":[{other},{second},{other2},{other3},{fourth}]}}"#,
+                other2 = other.replace("other", "other2"), other3 = other.replace("other", "other3"));
+            let err = refused(&json);
+            assert_eq!((err.field.as_str(), err.problem.as_str()), ("clients[4].realms", problem));
+        }
+    }
+
+    #[test]
+    fn signed_jwt_methods_read_their_keys_once() {
+        let pem = TEST_KEY.replace('\n', "\\n");
+        let config = parse(
+            format!(
+                r#"{{"upstream_clusters":["k"],"clients":[
+                    {{"client_id":"hs","client_secret_env":"ADMIN_SECRET_32","auth_method":"client_secret_jwt","key_id":"k1","allowed_callers":["m"]}},
+                    {{"client_id":"es","private_key":"{pem}","auth_method":"private_key_jwt","allowed_callers":["m"]}},
+                    {{"client_id":"es-env","private_key_env":"PEM","auth_method":"private_key_jwt","allowed_callers":["m"]}}
+                ]}}"#
+            )
+            .as_bytes(),
+            &|name| match name {
+                "ADMIN_SECRET_32" => Some("0123456789abcdef0123456789abcdef".to_owned()),
+                "PEM" => Some(TEST_KEY.to_owned()),
+                _ => None,
+            },
+        )
+        .unwrap();
+        let hs = config.client("hs", "r").unwrap();
+        assert_eq!(
+            hs.assertion_key,
+            Some(AssertionKey::Hs256(b"0123456789abcdef0123456789abcdef".to_vec()))
+        );
+        assert_eq!(hs.key_id.as_deref(), Some("k1"));
+        let es = config.client("es", "r").unwrap();
+        assert!(matches!(es.assertion_key, Some(AssertionKey::Es256(_))));
+        assert_eq!(es.secret.expose(), "");
+        assert_eq!(config.client("es-env", "r").unwrap().assertion_key, es.assertion_key);
+        assert!(!format!("{config:?}").contains("PRIVATE KEY"));
+    }
+
+    #[test]
+    fn signed_jwt_refusals_name_the_field_and_no_value() {
+        let client = |fields: &str| {
+            format!(r#"{{"upstream_clusters":["k"],"clients":[{{"client_id":"c","allowed_callers":["m"],{fields}}}]}}"#)
+        };
+        for (fields, field, problem) in [
+            (r#""client_secret":"inline-secret","auth_method":"client_secret_jwt""#, "clients[0].client_secret", "must be at least 32 bytes for client_secret_jwt (an HS256 key)"),
+            (r#""client_secret_env":"ADMIN_SECRET","auth_method":"client_secret_jwt""#, "clients[0].client_secret_env", "must be at least 32 bytes for client_secret_jwt (an HS256 key)"),
+            (r#""private_key":"inline-secret","auth_method":"private_key_jwt""#, "clients[0].private_key", "is not a PKCS#8 PEM of a P-256 private key (-----BEGIN PRIVATE KEY-----)"),
+            (r#""private_key_env":"ADMIN_SECRET","auth_method":"private_key_jwt""#, "clients[0].private_key_env", "is not a PKCS#8 PEM of a P-256 private key (-----BEGIN PRIVATE KEY-----)"),
+            (r#""auth_method":"private_key_jwt""#, "clients[0].private_key", "or private_key_env must be set"),
+            (r#""private_key":"a","private_key_env":"B","auth_method":"private_key_jwt""#, "clients[0].private_key", "and private_key_env are both set; set exactly one"),
+            (r#""client_secret":"inline-secret","private_key":"a","auth_method":"private_key_jwt""#, "clients[0].client_secret", "and client_secret_env must not be set for private_key_jwt (it signs with private_key or private_key_env)"),
+            (r#""client_secret":"inline-secret","private_key":"a""#, "clients[0].private_key", "and private_key_env are only for auth_method private_key_jwt"),
+            (r#""client_secret":"inline-secret","key_id":"k""#, "clients[0].key_id", "is only for client_secret_jwt and private_key_jwt"),
+        ] {
+            let err = refused(&client(fields));
+            assert_eq!((err.field.as_str(), err.problem.as_str()), (field, problem), "{fields}");
+        }
     }
 
     #[test]

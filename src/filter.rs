@@ -5,7 +5,9 @@
 //! rather than the trait helpers, which unwrap.
 
 use crate::config::{self, Config};
-use crate::policy::{self, AuthorizationChange, HeadPlan, HeaderPairs, Inspection, Outcome, PassReason, Verdict};
+use crate::policy::{
+    self, AuthorizationChange, Fresh, HeadPlan, HeaderPairs, Inspection, Outcome, PassReason, Verdict,
+};
 use crate::response::{self, ResponseEdit};
 use log::{debug, error, info, warn};
 use proxy_wasm::hostcalls;
@@ -401,9 +403,9 @@ impl BridgeRequest {
             warn!("azp-bridge: request body unreadable, forwarded unchanged");
             return;
         }
-        let verdict = policy::decide(&shared.config, &inspection, &body);
+        let verdict = policy::decide_with(&shared.config, &inspection, &body, &fresh);
         match &verdict.outcome {
-            Outcome::Pass(PassReason::NotDecodable(_) | PassReason::Ambiguous(_)) => {
+            Outcome::Pass(PassReason::NotDecodable(_) | PassReason::Ambiguous(_) | PassReason::SigningFailed) => {
                 warn!("azp-bridge: {}", verdict.describe(&shared.config, &inspection.target))
             }
             _ if log::log_enabled!(log::Level::Debug) => {
@@ -451,6 +453,16 @@ fn trap_if_asked() {
     if request_headers().get("x-azp-bridge-test-trap").is_some() {
         panic!("deliberate trap (test-trap build)");
     }
+}
+
+/// The host's clock and 128 random bits (WASI `random_get`), for a signed
+/// client assertion; `None` if the host gives either not.
+fn fresh() -> Option<Fresh> {
+    let now = hostcalls::get_current_time().ok()?;
+    let now_seconds = now.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    let mut jti = [0u8; 16];
+    getrandom::fill(&mut jti).ok()?;
+    Some(Fresh { now_seconds, jti })
 }
 
 /// The Envoy cluster this request was routed to: Envoy resolves the route,

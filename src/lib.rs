@@ -19,6 +19,7 @@
     clippy::string_slice
 )]
 
+pub mod assertion;
 pub mod basic;
 pub mod config;
 pub mod content_type;

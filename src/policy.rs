@@ -3,6 +3,7 @@
 //! forwarded request then looks like. Plain Rust, no proxy-wasm: the filter
 //! glue only carries bytes between Envoy and these functions.
 
+use crate::assertion;
 use crate::basic::{self, Authorization};
 use crate::config::{AuthMethod, Config, IdToken, TargetClient, Upstream};
 use crate::content_type::{self, FormType};
@@ -207,6 +208,9 @@ pub enum PassReason {
     /// The request is routed somewhere else than the configured Keycloak
     /// (`upstream_clusters`, `authorities`): no credential may go there.
     UpstreamNotAllowed,
+    /// The signed client assertion could not be made (no clock or random
+    /// source from the host): no credential is added.
+    SigningFailed,
     /// Keycloak could read the request otherwise than the filter does
     /// (charset, odd names, encodings): only a request both read alike is
     /// rewritten.
@@ -214,7 +218,7 @@ pub enum PassReason {
 }
 
 impl PassReason {
-    pub const ALL: [PassReason; 10] = [
+    pub const ALL: [PassReason; 11] = [
         PassReason::SameClient,
         PassReason::UnknownAzp,
         PassReason::CallerNotAllowed,
@@ -224,6 +228,7 @@ impl PassReason {
         PassReason::NotRefreshGrant,
         PassReason::NoToken,
         PassReason::UpstreamNotAllowed,
+        PassReason::SigningFailed,
         PassReason::Ambiguous(""),
     ];
 
@@ -239,6 +244,7 @@ impl PassReason {
             PassReason::NotRefreshGrant => "not_refresh_grant",
             PassReason::NoToken => "no_token",
             PassReason::UpstreamNotAllowed => "upstream_not_allowed",
+            PassReason::SigningFailed => "signing_failed",
             PassReason::Ambiguous(_) => "ambiguous",
         }
     }
@@ -340,8 +346,29 @@ impl Verdict {
     }
 }
 
-/// Decides a token request once its whole body is known.
+/// What a signed client assertion needs from the host, per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fresh {
+    /// The host's clock, in seconds since the Unix epoch.
+    pub now_seconds: u64,
+    /// 128 random bits from the host (WASI `random_get`): the assertion's `jti`.
+    pub jti: [u8; 16],
+}
+
+/// [`decide_with`] without a clock or random source: a signed-JWT target
+/// then passes (`signing_failed`). For callers that have no host.
 pub fn decide(config: &Config, inspection: &Inspection, body: &[u8]) -> Verdict {
+    decide_with(config, inspection, body, &|| None)
+}
+
+/// Decides a token request once its whole body is known. `fresh` is asked
+/// only when a signed assertion is minted.
+pub fn decide_with(
+    config: &Config,
+    inspection: &Inspection,
+    body: &[u8],
+    fresh: &dyn Fn() -> Option<Fresh>,
+) -> Verdict {
     let Inspection {
         target,
         caller: caller_header,
@@ -375,8 +402,14 @@ pub fn decide(config: &Config, inspection: &Inspection, body: &[u8]) -> Verdict 
     if caller.as_deref() == Some(azp.as_bytes()) {
         return Verdict::pass(PassReason::SameClient, caller, Some(azp));
     }
-    let Some(client) = config.client(&azp) else {
-        return Verdict::pass(PassReason::UnknownAzp, caller, Some(azp));
+    let Some(client) = config.client(&azp, &target.realm) else {
+        // A client id configured for other realms only is a realm mismatch.
+        let reason = if config.knows(&azp) {
+            PassReason::RealmMismatch
+        } else {
+            PassReason::UnknownAzp
+        };
+        return Verdict::pass(reason, caller, Some(azp));
     };
     let allowed = caller
         .as_deref()
@@ -384,10 +417,29 @@ pub fn decide(config: &Config, inspection: &Inspection, body: &[u8]) -> Verdict 
     if !allowed {
         return Verdict::pass(PassReason::CallerNotAllowed, caller, Some(azp));
     }
-    if !realm_allowed(client, &target.realm, iss.as_deref()) {
+    // The entry was chosen by the path's realm; the token must come from it.
+    let Some(issuer) = iss.filter(|iss| issued_in(iss, &target.realm)) else {
         return Verdict::pass(PassReason::RealmMismatch, caller, Some(azp));
-    }
-    let mut rewrite = rewrite(&pairs, client, caller_header, config.hold_headers);
+    };
+    let assertion = match &client.assertion_key {
+        None => None,
+        Some(key) => {
+            let minted = fresh().and_then(|fresh| {
+                let claims = assertion::Claims {
+                    client_id: &client.client_id,
+                    audience: &issuer,
+                    now_seconds: fresh.now_seconds,
+                    jti: fresh.jti,
+                };
+                assertion::mint(key, client.key_id.as_deref(), &claims).ok()
+            });
+            let Some(minted) = minted else {
+                return Verdict::pass(PassReason::SigningFailed, caller, Some(azp));
+            };
+            Some(minted)
+        }
+    };
+    let mut rewrite = rewrite(&pairs, client, caller_header, config.hold_headers, assertion.as_deref());
     rewrite.drop_id_token = target.endpoint == Endpoint::Token && client.id_token == IdToken::Drop;
     Verdict {
         outcome: Outcome::Rewrite(rewrite),
@@ -404,20 +456,20 @@ pub fn too_large_body(config: &Config) -> String {
     )
 }
 
-fn realm_allowed(client: &TargetClient, realm: &str, iss: Option<&str>) -> bool {
-    let listed = client
-        .realms
-        .as_ref()
-        .is_none_or(|realms| realms.iter().any(|r| r == realm));
-    let issued_here = iss
-        .and_then(|iss| iss.strip_suffix(realm))
-        .is_some_and(|base| base.ends_with("/realms/"));
-    listed && issued_here
+/// `iss` names `realm`: `<base>/realms/<realm>`.
+fn issued_in(iss: &str, realm: &str) -> bool {
+    iss.strip_suffix(realm).is_some_and(|base| base.ends_with("/realms/"))
 }
 
 /// Every segment but the caller's credentials, in place and byte for byte,
 /// then the target's credentials.
-fn rewrite(pairs: &[Pair<'_>], client: &TargetClient, caller_header: &CallerHeader, hold_headers: bool) -> Rewrite {
+fn rewrite(
+    pairs: &[Pair<'_>],
+    client: &TargetClient,
+    caller_header: &CallerHeader,
+    hold_headers: bool,
+    assertion: Option<&str>,
+) -> Rewrite {
     let secret = client.secret.expose();
     let capacity =
         pairs.iter().map(|p| p.raw.len() + 1).sum::<usize>() + client.client_id.len() * 3 + secret.len() * 3 + 32;
@@ -429,17 +481,26 @@ fn rewrite(pairs: &[Pair<'_>], client: &TargetClient, caller_header: &CallerHead
         }
         body.extend_from_slice(pair.raw);
     }
-    let authorization = match client.auth_method {
-        AuthMethod::ClientSecretPost => {
+    // In the body, the caller's Basic header (if any) goes when headers are
+    // held; otherwise it stays, and Keycloak lets the body's credentials win.
+    let body_authorization = if hold_headers && *caller_header != CallerHeader::None {
+        AuthorizationChange::Remove
+    } else {
+        AuthorizationChange::Keep
+    };
+    let authorization = match (client.auth_method, assertion) {
+        (AuthMethod::ClientSecretBasic, _) => AuthorizationChange::Set(basic::header_value(&client.client_id, secret)),
+        (AuthMethod::ClientSecretJwt | AuthMethod::PrivateKeyJwt, Some(assertion)) => {
+            append_pair(&mut body, b"client_id", client.client_id.as_bytes());
+            append_pair(&mut body, b"client_assertion_type", assertion::JWT_BEARER.as_bytes());
+            append_pair(&mut body, b"client_assertion", assertion.as_bytes());
+            body_authorization
+        }
+        _ => {
             append_pair(&mut body, b"client_id", client.client_id.as_bytes());
             append_pair(&mut body, b"client_secret", secret.as_bytes());
-            if hold_headers && *caller_header != CallerHeader::None {
-                AuthorizationChange::Remove
-            } else {
-                AuthorizationChange::Keep
-            }
+            body_authorization
         }
-        AuthMethod::ClientSecretBasic => AuthorizationChange::Set(basic::header_value(&client.client_id, secret)),
     };
     Rewrite {
         body,

@@ -85,6 +85,14 @@ fn main() {
             "authlib_refreshes_and_revokes_through_the_bridge",
             authlib_refreshes_and_revokes_through_the_bridge,
         ),
+        (
+            "signed_jwt_targets_refresh_revoke_and_log_out_through_the_bridge",
+            signed_jwt_targets_refresh_revoke_and_log_out_through_the_bridge,
+        ),
+        (
+            "one_client_id_in_two_realms_with_two_secrets",
+            one_client_id_in_two_realms_with_two_secrets,
+        ),
         ("load_with_keycloak_stopped_midway", load_with_keycloak_stopped_midway),
         ("logs_carry_no_secret_or_token", logs_carry_no_secret_or_token),
     ];
@@ -118,18 +126,39 @@ fn main() {
 fn start() -> Ctx {
     let envoy_port = support::free_port();
     let keycloak = Keycloak::start_behind(&format!("http://127.0.0.1:{envoy_port}"));
+    // Signed-JWT targets, in both header modes; the private key from the
+    // environment, as a mesh gives it.
+    let jwt_clients = format!(
+        r#",{{"client_id":"{JWT_CLIENT}","private_key_env":"JWT_ADMIN_KEY","auth_method":"private_key_jwt","key_id":"{JWT_KEY_ID}","allowed_callers":["{MOBILE_CLIENT}"]}},{{"client_id":"{SECRET_JWT_CLIENT}","client_secret":"{SECRET_JWT_SECRET}","auth_method":"client_secret_jwt","allowed_callers":["{MOBILE_CLIENT}"]}}"#
+    );
+    // One client id in two realms, each with its own secret; tenant-c unnamed.
+    let tenants: String = ["tenant-a", "tenant-b"]
+        .iter()
+        .map(|t| {
+            format!(
+                r#",{{"client_id":"{TENANT_CLIENT}","client_secret":"{}","allowed_callers":["{TENANT_PUBLIC_CLIENT}"],"realms":["{t}"]}}"#,
+                tenant_secret(t)
+            )
+        })
+        .collect();
     let plugin = format!(
-        r#"{{"upstream_clusters":["keycloak"],"clients":[{{"client_id":"{ADMIN_CLIENT}","client_secret_env":"ADMIN_CLIENT_SECRET","allowed_callers":["{MOBILE_CLIENT}"],"realms":["{REALM}"]}}]}}"#
+        r#"{{"upstream_clusters":["keycloak"],"clients":[{{"client_id":"{ADMIN_CLIENT}","client_secret_env":"ADMIN_CLIENT_SECRET","allowed_callers":["{MOBILE_CLIENT}"],"realms":["{REALM}"]}}{jwt_clients}{tenants}]}}"#
     );
     let envoy = EnvoySpec::new(&plugin, keycloak.port)
         .listen_port(envoy_port)
         .host_env_key("ADMIN_CLIENT_SECRET")
         .env("ADMIN_CLIENT_SECRET", ADMIN_CLIENT_SECRET)
+        .host_env_key("JWT_ADMIN_KEY")
+        .env("JWT_ADMIN_KEY", JWT_KEY_PEM)
         .start();
     let plugin_hold = format!(
-        r#"{{"upstream_clusters":["keycloak"],"clients":[{{"client_id":"{ADMIN_CLIENT}","client_secret":"{ADMIN_CLIENT_SECRET}","allowed_callers":["{MOBILE_CLIENT}"]}},{{"client_id":"{BASIC_ONLY_CLIENT}","client_secret":"{BASIC_ONLY_SECRET}","auth_method":"client_secret_basic","allowed_callers":["{MOBILE_CLIENT}"]}}],"hold_headers":true}}"#
+        r#"{{"upstream_clusters":["keycloak"],"clients":[{{"client_id":"{ADMIN_CLIENT}","client_secret":"{ADMIN_CLIENT_SECRET}","allowed_callers":["{MOBILE_CLIENT}"]}},{{"client_id":"{BASIC_ONLY_CLIENT}","client_secret":"{BASIC_ONLY_SECRET}","auth_method":"client_secret_basic","allowed_callers":["{MOBILE_CLIENT}"]}}{jwt_clients}],"hold_headers":true}}"#
     );
-    let envoy_hold = EnvoySpec::new(&plugin_hold, keycloak.port).hold_headers().start();
+    let envoy_hold = EnvoySpec::new(&plugin_hold, keycloak.port)
+        .hold_headers()
+        .host_env_key("JWT_ADMIN_KEY")
+        .env("JWT_ADMIN_KEY", JWT_KEY_PEM)
+        .start();
     let plugin_keep = format!(
         r#"{{"upstream_clusters":["keycloak"],"clients":[{{"client_id":"{ADMIN_CLIENT}","client_secret":"{ADMIN_CLIENT_SECRET}","allowed_callers":["{MOBILE_CLIENT}"],"id_token":"keep"}}]}}"#
     );
@@ -1106,10 +1135,154 @@ fn load_with_keycloak_stopped_midway(ctx: &Ctx) {
 fn logs_carry_no_secret_or_token(ctx: &Ctx) {
     let tokens = ctx.tokens.lock().unwrap().clone();
     assert!(tokens.len() > 20, "the scenarios saw tokens");
-    let mut never: Vec<&str> = vec![ADMIN_CLIENT_SECRET, BASIC_ONLY_SECRET];
+    let tenant_secrets: Vec<String> = ["tenant-a", "tenant-b", "tenant-c"]
+        .iter()
+        .map(|t| tenant_secret(t))
+        .collect();
+    let mut never: Vec<&str> = vec![ADMIN_CLIENT_SECRET, BASIC_ONLY_SECRET, SECRET_JWT_SECRET, "PRIVATE KEY"];
+    never.extend(JWT_KEY_PEM.lines().filter(|l| l.len() > 20));
+    never.extend(tenant_secrets.iter().map(String::as_str));
     never.extend(tokens.iter().map(String::as_str));
     for envoy in [&ctx.envoy, &ctx.envoy_hold, &ctx.envoy_keep] {
         envoy.assert_log_clean(&never);
         envoy.wait_log("outcome=rewritten");
     }
+}
+
+// --- signed-JWT targets and realms ---
+
+/// A client assertion for a login the test makes itself (the filter mints
+/// its own for the bridged requests).
+fn test_assertion(ctx: &Ctx, client_id: &str) -> String {
+    use azp_bridge::assertion::{mint, AssertionKey, Claims};
+    static N: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+    let key = if client_id == JWT_CLIENT {
+        AssertionKey::es256_from_pem(JWT_KEY_PEM).unwrap()
+    } else {
+        AssertionKey::Hs256(SECRET_JWT_SECRET.as_bytes().to_vec())
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut jti = [0u8; 16];
+    jti[..8].copy_from_slice(&now.to_be_bytes());
+    jti[8] = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let audience = format!("http://127.0.0.1:{}/realms/{REALM}", ctx.envoy.port);
+    let claims = Claims {
+        client_id,
+        audience: &audience,
+        now_seconds: now,
+        jti,
+    };
+    mint(&key, (client_id == JWT_CLIENT).then_some(JWT_KEY_ID), &claims).unwrap()
+}
+
+fn signed_login(ctx: &Ctx, client_id: &str, user: &str) -> String {
+    let password = format!("{user}-password");
+    let assertion = test_assertion(ctx, client_id);
+    let answer = direct(
+        ctx,
+        "token",
+        &[
+            ("grant_type", "password"),
+            ("client_id", client_id),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", &assertion),
+            ("username", user),
+            ("password", &password),
+        ],
+    );
+    expect_tokens(&answer, client_id)
+}
+
+/// private_key_jwt (ES256) and client_secret_jwt (HS256) targets: refused
+/// directly, bridged through Envoy 20 times in a row (each assertion needs a
+/// fresh jti: Keycloak refuses a replay), then revoke and logout, in both
+/// header modes.
+fn signed_jwt_targets_refresh_revoke_and_log_out_through_the_bridge(ctx: &Ctx) {
+    for client_id in [JWT_CLIENT, SECRET_JWT_CLIENT] {
+        let refresh_token = signed_login(ctx, client_id, "alice");
+        let direct_refresh = refresh_as(ctx, ctx.keycloak.port, MOBILE_CLIENT, &refresh_token);
+        expect_error(&direct_refresh, 400, "invalid_grant", MISMATCH);
+        for envoy in [&ctx.envoy, &ctx.envoy_hold] {
+            let before = envoy.counter("rewritten");
+            let mut refresh_token = signed_login(ctx, client_id, "alice");
+            for _ in 0..20 {
+                let answer = refresh_as(ctx, envoy.port, MOBILE_CLIENT, &refresh_token);
+                refresh_token = expect_tokens(&answer, client_id);
+            }
+            let revoke = post(
+                ctx,
+                envoy.port,
+                "revoke",
+                &[],
+                &[("token", &refresh_token), ("client_id", MOBILE_CLIENT)],
+            );
+            assert_eq!((revoke.status, revoke.raw.as_str()), (200, ""), "{client_id}");
+            let after = refresh_as(ctx, envoy.port, MOBILE_CLIENT, &refresh_token);
+            assert_eq!(after.status, 400, "revoked: {}", after.raw);
+            let session = signed_login(ctx, client_id, "bob");
+            let logout = post(
+                ctx,
+                envoy.port,
+                "logout",
+                &[],
+                &[("refresh_token", &session), ("client_id", MOBILE_CLIENT)],
+            );
+            assert_eq!((logout.status, logout.raw.as_str()), (204, ""), "{client_id}");
+            // 20 refreshes, the revoke, the refresh of the revoked token, the logout.
+            assert_eq!(envoy.counter("rewritten"), before + 23, "{client_id}");
+        }
+    }
+}
+
+/// portal-backend in tenant-a and tenant-b, each with its own secret, and
+/// in tenant-c, which no entry names: each configured realm is bridged with
+/// its own secret; tenant-c passes unchanged and Keycloak refuses it.
+fn one_client_id_in_two_realms_with_two_secrets(ctx: &Ctx) {
+    let mismatch_before = ctx.envoy.counter("passed.realm_mismatch");
+    for tenant in ["tenant-a", "tenant-b", "tenant-c"] {
+        let token_path = format!("/realms/{tenant}/protocol/openid-connect/token");
+        let exchange = |port: u16, pairs: &[(&str, &str)]| {
+            let resp = http1::exchange(port, &form_post(&token_path, &[], &encode(pairs)));
+            let raw = resp.body_str();
+            let json: Value = serde_json::from_str(&raw).unwrap_or(Value::Null);
+            if let Some(t) = json["refresh_token"].as_str() {
+                ctx.tokens.lock().unwrap().push(t.to_owned());
+            }
+            Answer {
+                status: resp.status,
+                json,
+                raw,
+            }
+        };
+        let secret = tenant_secret(tenant);
+        let login = exchange(
+            ctx.keycloak.port,
+            &[
+                ("grant_type", "password"),
+                ("client_id", TENANT_CLIENT),
+                ("client_secret", &secret),
+                ("username", "alice"),
+                ("password", "alice-password"),
+            ],
+        );
+        let refresh_token = expect_tokens(&login, TENANT_CLIENT);
+        let refresh = [
+            ("grant_type", "refresh_token"),
+            ("client_id", TENANT_PUBLIC_CLIENT),
+            ("refresh_token", refresh_token.as_str()),
+        ];
+        let answer = exchange(ctx.envoy.port, &refresh);
+        if tenant == "tenant-c" {
+            expect_error(&answer, 400, "invalid_grant", MISMATCH);
+        } else {
+            expect_tokens(&answer, TENANT_CLIENT);
+        }
+    }
+    assert_eq!(ctx.envoy.counter("passed.realm_mismatch"), mismatch_before + 1);
 }

@@ -18,7 +18,7 @@ fn config(hold_headers: bool) -> Config {
         ""
     };
     let json = format!(
-        r#"{{"upstream_clusters":["keycloak"],"clients":[{{"client_id":"admin","client_secret":"Adm1n&Secret=+/","allowed_callers":["mobile","web app"],"realms":["demo"]}}{basic}],"hold_headers":{hold_headers}}}"#
+        r#"{{"upstream_clusters":["keycloak"],"clients":[{{"client_id":"admin","client_secret":"Adm1n&Secret=+/","allowed_callers":["mobile","web app"],"realms":["demo"]}},{{"client_id":"jwt admin","client_secret":"Jwt-Secret-of-32-bytes-or-more-&=+/","auth_method":"client_secret_jwt","allowed_callers":["mobile"]}}{basic}],"hold_headers":{hold_headers}}}"#
     );
     config::parse(json.as_bytes(), &|_| None).unwrap()
 }
@@ -27,6 +27,7 @@ fn client_id() -> impl Strategy<Value = String> {
     prop_oneof![
         Just("admin".to_owned()),
         Just("basic admin".to_owned()),
+        Just("jwt admin".to_owned()),
         Just("mobile".to_owned()),
         Just("web app".to_owned()),
         Just("Admin".to_owned()),
@@ -83,7 +84,7 @@ fn segment() -> impl Strategy<Value = Vec<u8>> {
 
 /// A refresh the filter should rewrite, with noise around it.
 fn likely_rewrite() -> impl Strategy<Value = Vec<u8>> {
-    let azp = prop_oneof![Just("admin"), Just("basic admin")];
+    let azp = prop_oneof![Just("admin"), Just("basic admin"), Just("jwt admin")];
     let caller = prop_oneof![Just("mobile"), Just("web+app"), Just("web%20app")];
     let extras = prop::collection::vec(segment(), 0..3);
     (azp, caller, extras, any::<bool>(), 0..3usize).prop_map(|(azp, caller, extras, aggressive, at)| {
@@ -204,7 +205,14 @@ fn generated_requests_include_rewrites() {
     for _ in 0..4000 {
         let body = body().new_tree(&mut runner).unwrap().current();
         let inspection = inspection().new_tree(&mut runner).unwrap().current();
-        if let azp_bridge::policy::Outcome::Rewrite(_) = azp_bridge::policy::decide(&config, &inspection, &body).outcome
+        let fresh = || {
+            Some(azp_bridge::policy::Fresh {
+                now_seconds: 1_700_000_000,
+                jti: [3; 16],
+            })
+        };
+        if let azp_bridge::policy::Outcome::Rewrite(_) =
+            azp_bridge::policy::decide_with(&config, &inspection, &body, &fresh).outcome
         {
             rewrites += 1;
         }

@@ -919,3 +919,124 @@ fn only_bridged_refreshes_of_drop_clients_lose_their_id_token() {
     assert!(!drops(Endpoint::Revoke, "admin", "token"));
     assert!(!drops(Endpoint::Logout, "admin", "refresh_token"));
 }
+
+// --- signed-JWT targets and realms ---
+
+const TEST_KEY: &str = include_str!("../../tests/fixtures/es256-test-key.pem");
+
+fn fresh() -> Option<Fresh> {
+    Some(Fresh {
+        now_seconds: 1_700_000_000,
+        jti: [1; 16],
+    })
+}
+
+fn jwt_config(hold_headers: bool) -> Config {
+    let pem = TEST_KEY.replace('\n', "\\n");
+    let json = format!(
+        r#"{{"upstream_clusters":["keycloak"],"clients":[
+            {{"client_id":"es","private_key":"{pem}","auth_method":"private_key_jwt","key_id":"test-kid","allowed_callers":["mobile"]}},
+            {{"client_id":"hs","client_secret":"0123456789abcdef0123456789abcdef","auth_method":"client_secret_jwt","allowed_callers":["mobile"]}},
+            {{"client_id":"portal","client_secret":"a-secret","allowed_callers":["mobile"],"realms":["tenant-a"]}},
+            {{"client_id":"portal","client_secret":"b-secret","allowed_callers":["mobile"],"realms":["tenant-b"]}}
+        ],"hold_headers":{hold_headers}}}"#
+    );
+    config::parse(json.as_bytes(), &|_| None).unwrap()
+}
+
+fn jwt_claims(jws: &str) -> (serde_json::Value, serde_json::Value) {
+    let mut parts = jws.split('.');
+    let mut json = || serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts.next().unwrap()).unwrap()).unwrap();
+    (json(), json())
+}
+
+#[test]
+fn signed_jwt_targets_get_an_assertion_for_the_tokens_issuer() {
+    for (azp, alg, kid) in [("es", "ES256", Some("test-kid")), ("hs", "HS256", None)] {
+        let token = refresh_token(azp);
+        let body = format!("grant_type=refresh_token&client_id=mobile&refresh_token={token}");
+        let verdict = decide_with(
+            &jwt_config(false),
+            &inspection(target(Endpoint::Token), &CallerHeader::None),
+            body.as_bytes(),
+            &fresh,
+        );
+        let (new_body, authorization) = rewritten(&verdict);
+        assert_eq!(*authorization, AuthorizationChange::Keep);
+        let prefix = format!(
+            "grant_type=refresh_token&refresh_token={token}&client_id={azp}&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion="
+        );
+        let assertion = new_body.strip_prefix(&prefix).unwrap_or_else(|| panic!("{new_body}"));
+        let (header, claims) = jwt_claims(assertion);
+        assert_eq!(header["alg"], alg);
+        assert_eq!(header.get("kid").and_then(|k| k.as_str()), kid);
+        assert_eq!(
+            claims,
+            serde_json::json!({"iss": azp, "sub": azp, "aud": ISS, "jti": "AQEBAQEBAQEBAQEBAQEBAQ",
+                "iat": 1_700_000_000u64, "exp": 1_700_000_060u64})
+        );
+    }
+}
+
+#[test]
+fn without_a_clock_a_signed_jwt_target_passes() {
+    let body = format!(
+        "grant_type=refresh_token&client_id=mobile&refresh_token={}",
+        refresh_token("es")
+    );
+    let verdict = decide(
+        &jwt_config(false),
+        &inspection(target(Endpoint::Token), &CallerHeader::None),
+        body.as_bytes(),
+    );
+    assert_eq!(passed(&verdict), PassReason::SigningFailed);
+}
+
+#[test]
+fn hold_mode_removes_the_callers_basic_header_for_a_signed_jwt_target() {
+    let body = format!("grant_type=refresh_token&refresh_token={}", refresh_token("hs"));
+    let verdict = decide_with(
+        &jwt_config(true),
+        &inspection(target(Endpoint::Token), &basic_header("mobile", "")),
+        body.as_bytes(),
+        &fresh,
+    );
+    assert_eq!(*rewritten(&verdict).1, AuthorizationChange::Remove);
+}
+
+#[test]
+fn each_realm_takes_its_own_entry() {
+    let config = jwt_config(false);
+    let in_realm = |realm: &str| {
+        let iss = format!("http://127.0.0.1:8080/realms/{realm}");
+        let token = jwt(&format!(r#"{{"iss":"{iss}","azp":"portal","typ":"Refresh"}}"#));
+        let body = format!("grant_type=refresh_token&client_id=mobile&refresh_token={token}");
+        let target = Target {
+            endpoint: Endpoint::Token,
+            realm: realm.to_owned(),
+        };
+        decide_with(
+            &config,
+            &inspection(target, &CallerHeader::None),
+            body.as_bytes(),
+            &fresh,
+        )
+    };
+    assert!(body_of(in_realm("tenant-a")).ends_with("&client_id=portal&client_secret=a-secret"));
+    assert!(body_of(in_realm("tenant-b")).ends_with("&client_id=portal&client_secret=b-secret"));
+    assert_eq!(passed(&in_realm("tenant-c")), PassReason::RealmMismatch);
+    // A tenant-a token refreshed on tenant-b's path: the issuer disagrees.
+    let token = jwt(r#"{"iss":"http://127.0.0.1:8080/realms/tenant-a","azp":"portal"}"#);
+    let body = format!("grant_type=refresh_token&client_id=mobile&refresh_token={token}");
+    let target_b = Target {
+        endpoint: Endpoint::Token,
+        realm: "tenant-b".to_owned(),
+    };
+    let verdict = decide_with(
+        &config,
+        &inspection(target_b, &CallerHeader::None),
+        body.as_bytes(),
+        &fresh,
+    );
+    assert_eq!(passed(&verdict), PassReason::RealmMismatch);
+}

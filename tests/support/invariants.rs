@@ -44,13 +44,19 @@ fn count(haystack: &[u8], needle: &[u8]) -> usize {
 
 /// Runs the decision on one input and checks every invariant.
 pub fn check_decide(config: &Config, inspection: &Inspection, body: &[u8]) {
-    let verdict = policy::decide(config, inspection, body);
+    let fresh = || {
+        Some(policy::Fresh {
+            now_seconds: 1_700_000_000,
+            jti: [9; 16],
+        })
+    };
+    let verdict = policy::decide_with(config, inspection, body, &fresh);
     let line = verdict.describe(config, &inspection.target);
     let debug = format!("{verdict:?}");
     for client in &config.clients {
         let secret = client.secret.expose();
         assert!(
-            !line.contains(secret) && !debug.contains(secret),
+            secret.is_empty() || (!line.contains(secret) && !debug.contains(secret)),
             "a secret in a log line or debug output"
         );
     }
@@ -58,7 +64,9 @@ pub fn check_decide(config: &Config, inspection: &Inspection, body: &[u8]) {
         return;
     };
     let azp = verdict.azp.as_deref().expect("a rewrite names the azp");
-    let target = config.client(azp).expect("a rewrite targets a configured client");
+    let target = config
+        .client(azp, &inspection.target.realm)
+        .expect("a rewrite targets the entry of its client id and realm");
     assert_ne!(
         verdict.caller.as_deref(),
         Some(azp.as_bytes()),
@@ -106,6 +114,26 @@ pub fn check_decide(config: &Config, inspection: &Inspection, body: &[u8]) {
             };
             let plain = STANDARD.decode(value.strip_prefix("Basic ").expect("Basic")).unwrap();
             assert_eq!(plain, [encoded(&target.client_id), b":".to_vec(), secret].concat());
+        }
+        AuthMethod::ClientSecretJwt | AuthMethod::PrivateKeyJwt => {
+            assert_eq!(forwarded.len(), kept.len() + 3, "only the credentials change");
+            assert_eq!(&forwarded[..kept.len()], &kept[..], "other parameters stay in place");
+            assert_eq!(
+                forwarded[kept.len()],
+                [b"client_id=".as_slice(), &encoded(&target.client_id)].concat()
+            );
+            assert_eq!(
+                forwarded[kept.len() + 1],
+                b"client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
+            );
+            let assertion = forwarded[kept.len() + 2]
+                .strip_prefix(b"client_assertion=")
+                .expect("an assertion");
+            assert_eq!(assertion.iter().filter(|&&b| b == b'.').count(), 2, "a compact JWS");
+            if !secret.is_empty() {
+                assert_eq!(count(&rewrite.body, &secret), secret_in_input, "no secret in the body");
+            }
+            assert!(!matches!(rewrite.authorization, AuthorizationChange::Set(_)));
         }
     }
 }

@@ -11,6 +11,19 @@ pub const BASIC_ONLY_CLIENT: &str = "basic-only-client";
 pub const BASIC_ONLY_SECRET: &str = "basic-only-secret-CHANGE-ME";
 pub const MOBILE_CLIENT: &str = "mobile-app-client";
 pub const OTHER_PUBLIC_CLIENT: &str = "other-public-client";
+/// private_key_jwt (ES256) with the test key of tests/fixtures.
+pub const JWT_CLIENT: &str = "jwt-admin-client";
+pub const JWT_KEY_ID: &str = "azp-bridge-test-es256";
+pub const JWT_KEY_PEM: &str = include_str!("../fixtures/es256-test-key.pem");
+/// client_secret_jwt (HS256).
+pub const SECRET_JWT_CLIENT: &str = "secret-jwt-admin-client";
+pub const SECRET_JWT_SECRET: &str = "secret-jwt-admin-secret-0123456789-CHANGE-ME";
+/// One client id in the tenant-a, tenant-b and tenant-c realms, each with its own secret.
+pub const TENANT_CLIENT: &str = "portal-backend";
+pub const TENANT_PUBLIC_CLIENT: &str = "web-spa";
+pub fn tenant_secret(tenant: &str) -> String {
+    format!("{tenant}-portal-secret-CHANGE-ME")
+}
 
 pub struct Keycloak {
     pub port: u16,
