@@ -195,8 +195,8 @@ pub enum PassReason {
     /// The caller is not in the `azp` client's `allowed_callers`.
     CallerNotAllowed,
     /// The path's realm is not allowed for the client, or the token's issuer
-    /// is another realm.
-    RealmMismatch,
+    /// is another realm: which of the two.
+    RealmMismatch(&'static str),
     /// The form, the token or the Basic header could not be read.
     NotDecodable(&'static str),
     /// A parameter appears twice: Keycloak refuses that itself.
@@ -222,7 +222,7 @@ impl PassReason {
         PassReason::SameClient,
         PassReason::UnknownAzp,
         PassReason::CallerNotAllowed,
-        PassReason::RealmMismatch,
+        PassReason::RealmMismatch(""),
         PassReason::NotDecodable(""),
         PassReason::DuplicateParameter,
         PassReason::NotRefreshGrant,
@@ -238,7 +238,7 @@ impl PassReason {
             PassReason::SameClient => "same_client",
             PassReason::UnknownAzp => "unknown_azp",
             PassReason::CallerNotAllowed => "caller_not_allowed",
-            PassReason::RealmMismatch => "realm_mismatch",
+            PassReason::RealmMismatch(_) => "realm_mismatch",
             PassReason::NotDecodable(_) => "not_decodable",
             PassReason::DuplicateParameter => "duplicate_parameter",
             PassReason::NotRefreshGrant => "not_refresh_grant",
@@ -331,6 +331,7 @@ impl Verdict {
             Outcome::Rewrite(_) => "rewritten".to_owned(),
             Outcome::Pass(PassReason::NotDecodable(what)) => format!("passed:not_decodable ({what})"),
             Outcome::Pass(PassReason::Ambiguous(what)) => format!("passed:ambiguous ({what})"),
+            Outcome::Pass(PassReason::RealmMismatch(which)) => format!("passed:realm_mismatch ({which})"),
             Outcome::Pass(reason) => format!("passed:{}", reason.as_str()),
         };
         format!(
@@ -343,6 +344,28 @@ impl Verdict {
                 .map_or_else(|| "-".to_owned(), |a| shown(a.as_bytes())),
             outcome,
         )
+    }
+}
+
+/// Why a request is a realm mismatch (the log line says which).
+const REALM_NOT_LISTED: &str = "the path's realm is not in the client's realms";
+const ISSUER_ELSEWHERE: &str = "the token's issuer is not the path's realm";
+
+/// A request value (such as `x-request-id`) as a log field: like the client
+/// ids of [`Verdict::describe`], at most 64 printable characters, `-` when
+/// absent, `<redacted>` when it contains a configured secret.
+pub fn log_field(config: &Config, value: Option<&[u8]>) -> String {
+    match value {
+        None => "-".to_owned(),
+        Some(bytes)
+            if config
+                .clients
+                .iter()
+                .any(|c| contains(bytes, c.secret.expose().as_bytes())) =>
+        {
+            "<redacted>".to_owned()
+        }
+        Some(bytes) => printable(bytes),
     }
 }
 
@@ -405,7 +428,7 @@ pub fn decide_with(
     let Some(client) = config.client(&azp, &target.realm) else {
         // A client id configured for other realms only is a realm mismatch.
         let reason = if config.knows(&azp) {
-            PassReason::RealmMismatch
+            PassReason::RealmMismatch(REALM_NOT_LISTED)
         } else {
             PassReason::UnknownAzp
         };
@@ -419,7 +442,7 @@ pub fn decide_with(
     }
     // The entry was chosen by the path's realm; the token must come from it.
     let Some(issuer) = iss.filter(|iss| issued_in(iss, &target.realm)) else {
-        return Verdict::pass(PassReason::RealmMismatch, caller, Some(azp));
+        return Verdict::pass(PassReason::RealmMismatch(ISSUER_ELSEWHERE), caller, Some(azp));
     };
     let assertion = match &client.assertion_key {
         None => None,

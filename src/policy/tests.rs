@@ -672,7 +672,13 @@ fn realm_must_be_allowed_and_match_the_issuer() {
         &CallerHeader::None,
         body(refresh_token("admin")).as_bytes(),
     );
-    assert_eq!(passed(&verdict), PassReason::RealmMismatch);
+    assert_eq!(
+        passed(&verdict),
+        PassReason::RealmMismatch("the path's realm is not in the client's realms")
+    );
+    assert!(verdict
+        .describe(&config, &other_realm)
+        .ends_with("outcome=passed:realm_mismatch (the path's realm is not in the client's realms)"));
     for iss in [
         r#""iss":"http://k/realms/other","#,
         r#""iss":"http://k/realms/xdemo","#,
@@ -682,7 +688,11 @@ fn realm_must_be_allowed_and_match_the_issuer() {
     ] {
         let token = jwt(&format!(r#"{{{iss}"azp":"admin"}}"#));
         let verdict = decide_token(&config, &CallerHeader::None, &body(token));
-        assert_eq!(passed(&verdict), PassReason::RealmMismatch, "{iss}");
+        assert_eq!(
+            passed(&verdict),
+            PassReason::RealmMismatch("the token's issuer is not the path's realm"),
+            "{iss}"
+        );
     }
 }
 
@@ -1024,7 +1034,10 @@ fn each_realm_takes_its_own_entry() {
     };
     assert!(body_of(in_realm("tenant-a")).ends_with("&client_id=portal&client_secret=a-secret"));
     assert!(body_of(in_realm("tenant-b")).ends_with("&client_id=portal&client_secret=b-secret"));
-    assert_eq!(passed(&in_realm("tenant-c")), PassReason::RealmMismatch);
+    assert_eq!(
+        passed(&in_realm("tenant-c")),
+        PassReason::RealmMismatch("the path's realm is not in the client's realms")
+    );
     // A tenant-a token refreshed on tenant-b's path: the issuer disagrees.
     let token = jwt(r#"{"iss":"http://127.0.0.1:8080/realms/tenant-a","azp":"portal"}"#);
     let body = format!("grant_type=refresh_token&client_id=mobile&refresh_token={token}");
@@ -1038,5 +1051,22 @@ fn each_realm_takes_its_own_entry() {
         body.as_bytes(),
         &fresh,
     );
-    assert_eq!(passed(&verdict), PassReason::RealmMismatch);
+    assert_eq!(
+        passed(&verdict),
+        PassReason::RealmMismatch("the token's issuer is not the path's realm")
+    );
+}
+
+#[test]
+fn log_fields_are_short_printable_and_never_a_secret() {
+    let config = default_config();
+    let secret = config.clients[0].secret.expose().to_owned();
+    assert_eq!(log_field(&config, None), "-");
+    assert_eq!(log_field(&config, Some(b"7f0c-11")), "7f0c-11");
+    assert_eq!(log_field(&config, Some(b"a b\n\xff")), "a?b??");
+    assert_eq!(log_field(&config, Some(&[b'x'; 70])), format!("{}...", "x".repeat(64)));
+    assert_eq!(
+        log_field(&config, Some(format!("id-{secret}").as_bytes())),
+        "<redacted>"
+    );
 }
