@@ -206,6 +206,8 @@ impl EnvoySpec {
             .arg(config_path)
             .args(["--concurrency", "1", "--disable-hot-restart", "-l", "info"])
             .args(["--component-log-level", "wasm:debug"])
+            // The log file is flushed every 10 s by default: wait_log would wait that long.
+            .args(["--file-flush-interval-msec", "100"])
             .arg("--log-path")
             .arg(log_path)
             .stdin(Stdio::null())
