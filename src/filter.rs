@@ -5,6 +5,7 @@
 //! rather than the trait helpers, which unwrap.
 
 use crate::config::{self, Config};
+use crate::held::{self, Held};
 use crate::policy::{
     self, AuthorizationChange, Fresh, HeadPlan, HeaderPairs, Inspection, Outcome, PassReason, Verdict,
 };
@@ -15,7 +16,7 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
 use std::cell::Cell;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 proxy_wasm::main! {{
     // Envoy filters by its own `wasm` log level; let everything through to it.
@@ -37,6 +38,8 @@ struct Metrics {
     rejected_body_too_large: Counter,
     id_token_dropped: Counter,
     response_passed: Counter,
+    /// Held requests whose body never came (`src/held.rs`).
+    held_without_body: Counter,
     passed: Vec<(&'static str, Counter)>,
 }
 
@@ -55,7 +58,11 @@ impl Counter {
     }
 
     fn count(&self) {
-        self.pending.set(self.pending.get().saturating_add(1));
+        self.add(1);
+    }
+
+    fn add(&self, n: u64) {
+        self.pending.set(self.pending.get().saturating_add(n));
     }
 
     fn flush(&self) {
@@ -82,6 +89,7 @@ impl Metrics {
             rejected_body_too_large: Counter::define("rejected.body_too_large")?,
             id_token_dropped: Counter::define("id_token_dropped")?,
             response_passed: Counter::define("response_passed")?,
+            held_without_body: Counter::define("held_without_body")?,
             passed,
         })
     }
@@ -97,6 +105,7 @@ impl Metrics {
         self.rejected_body_too_large.flush();
         self.id_token_dropped.flush();
         self.response_passed.flush();
+        self.held_without_body.flush();
         for (_, counter) in &self.passed {
             counter.flush();
         }
@@ -107,6 +116,17 @@ impl Metrics {
 struct Shared {
     config: Config,
     metrics: Option<Metrics>,
+    /// This worker's held requests still waiting for their body.
+    held: Cell<Held>,
+}
+
+impl Shared {
+    fn with_held<R>(&self, f: impl FnOnce(&mut Held) -> R) -> R {
+        let mut held = self.held.take();
+        let result = f(&mut held);
+        self.held.set(held);
+        result
+    }
 }
 
 #[derive(Default)]
@@ -153,13 +173,25 @@ impl RootContext for BridgeRoot {
                     config.max_body_bytes
                 );
                 if config.hold_headers {
-                    info!("azp-bridge: hold_headers needs allow_on_headers_stop_iteration: true in the wasm filter config");
+                    // The module cannot read the setting; on_tick reports its absence.
+                    info!(
+                        "azp-bridge: hold_headers=true: the wasm filter must set allow_on_headers_stop_iteration: true; \
+                         a held token request that gets no body within {} s is logged as an error and counted held_without_body",
+                        held::STUCK_AFTER_MS / 1000
+                    );
+                }
+                if let Some(warning) = config.buffer_limit_warning() {
+                    warn!("azp-bridge: {warning}");
                 }
                 let metrics = Metrics::define();
                 if metrics.is_none() {
                     warn!("azp-bridge: counters could not be defined; running without them");
                 }
-                self.shared = Some(Rc::new(Shared { config, metrics }));
+                self.shared = Some(Rc::new(Shared {
+                    config,
+                    metrics,
+                    held: Cell::new(Held::default()),
+                }));
                 true
             }
             Err(e) => {
@@ -171,6 +203,7 @@ impl RootContext for BridgeRoot {
 
     fn on_tick(&mut self) {
         follow_host_log_level();
+        self.report_stuck_requests();
         self.flush_counters();
     }
 
@@ -178,12 +211,14 @@ impl RootContext for BridgeRoot {
         Some(ContextType::HttpContext)
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         // The SDK traps on None: without a configuration, requests just pass.
         Some(Box::new(BridgeRequest {
             shared: self.shared.clone(),
             state: State::Passing,
             response: ResponseState::Untouched,
+            context_id,
+            held: false,
         }))
     }
 }
@@ -199,6 +234,9 @@ struct BridgeRequest {
     shared: Option<Rc<Shared>>,
     state: State,
     response: ResponseState,
+    context_id: u32,
+    /// Paused in the headers callback and registered in `Shared::held`.
+    held: bool,
 }
 
 /// The response of a bridged refresh whose `id_token` is to go
@@ -221,6 +259,13 @@ fn request_headers() -> HeaderPairs {
 }
 
 impl Context for BridgeRequest {}
+
+/// Envoy deletes the context when the stream ends, whether or not the body came.
+impl Drop for BridgeRequest {
+    fn drop(&mut self) {
+        self.release_held();
+    }
+}
 
 impl HttpContext for BridgeRequest {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
@@ -247,6 +292,11 @@ impl HttpContext for BridgeRequest {
                     body_size: 0,
                 };
                 if shared.config.hold_headers {
+                    // Envoy calls the body callback of a paused filter only with
+                    // allow_on_headers_stop_iteration; on_tick reports a body that never comes.
+                    let id = self.context_id;
+                    shared.with_held(|held| held.hold(id, now_ms()));
+                    self.held = true;
                     Action::Pause
                 } else {
                     // Headers leave now; the body may change length later.
@@ -258,6 +308,7 @@ impl HttpContext for BridgeRequest {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        self.release_held();
         let (State::Buffering { body_size: seen, .. }, Some(shared)) = (&mut self.state, self.shared.clone()) else {
             return Action::Continue;
         };
@@ -273,6 +324,7 @@ impl HttpContext for BridgeRequest {
     }
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        self.release_held();
         // With trailers, the body callback never sees the end of the stream.
         if let Some(shared) = self.shared.clone() {
             self.finish(&shared);
@@ -443,6 +495,46 @@ impl BridgeRequest {
             }
         }
     }
+}
+
+impl BridgeRequest {
+    /// The request is no longer waiting for its body (it came, or the stream ended).
+    fn release_held(&mut self) {
+        if std::mem::take(&mut self.held) {
+            if let Some(shared) = &self.shared {
+                let id = self.context_id;
+                shared.with_held(|held| held.release(id));
+            }
+        }
+    }
+}
+
+impl BridgeRoot {
+    /// Held requests that never got their body: counted, and the first one
+    /// of this worker logged as an error naming the missing setting.
+    fn report_stuck_requests(&self) {
+        let Some(shared) = &self.shared else { return };
+        if !shared.config.hold_headers {
+            return;
+        }
+        let stuck = shared.with_held(|held| held.check(now_ms()));
+        if stuck.newly_stuck > 0 {
+            if let Some(metrics) = &shared.metrics {
+                metrics.held_without_body.add(stuck.newly_stuck);
+            }
+        }
+        if stuck.first {
+            error!("{}", held::stuck_message());
+        }
+    }
+}
+
+/// Wall-clock milliseconds (Envoy's clock), 0 if unavailable.
+fn now_ms() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The `test-trap` build's deliberate panic (tests of failure_policy only).

@@ -25,6 +25,7 @@ pub mod config;
 pub mod content_type;
 pub mod endpoint;
 pub mod form;
+pub mod held;
 pub mod policy;
 pub mod response;
 pub mod token;
