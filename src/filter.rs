@@ -7,9 +7,10 @@
 use crate::config::{self, Config};
 use crate::held::{self, Held};
 use crate::policy::{
-    self, AuthorizationChange, Fresh, HeadPlan, HeaderPairs, Inspection, Outcome, PassReason, Verdict,
+    self, AuthorizationChange, Fresh, HeadPlan, HeaderPairs, Inspection, Outcome, PassReason, RequestHeaders, Verdict,
 };
 use crate::response::{self, ResponseEdit};
+use crate::throttle::Throttle;
 use log::{debug, error, info, warn};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -118,6 +119,8 @@ struct Shared {
     metrics: Option<Metrics>,
     /// This worker's held requests still waiting for their body.
     held: Cell<Held>,
+    /// Warnings caused by request input: at most one a minute.
+    warnings: Cell<Throttle>,
 }
 
 impl Shared {
@@ -126,6 +129,19 @@ impl Shared {
         let result = f(&mut held);
         self.held.set(held);
         result
+    }
+
+    /// A line about a request (request input decides whether it is
+    /// written): a warning at most once a minute, else a debug line.
+    fn warn_throttled(&self, line: &str) {
+        let mut warnings = self.warnings.get();
+        let allowed = warnings.allow(now_ms());
+        self.warnings.set(warnings);
+        if allowed {
+            warn!("{line} (at most one such warning a minute per worker; the others at debug level)");
+        } else {
+            debug!("{line}");
+        }
     }
 }
 
@@ -191,6 +207,7 @@ impl RootContext for BridgeRoot {
                     config,
                     metrics,
                     held: Cell::new(Held::default()),
+                    warnings: Cell::new(Throttle::default()),
                 }));
                 true
             }
@@ -219,6 +236,7 @@ impl RootContext for BridgeRoot {
             response: ResponseState::Untouched,
             context_id,
             held: false,
+            request_id: None,
         }))
     }
 }
@@ -237,6 +255,8 @@ struct BridgeRequest {
     context_id: u32,
     /// Paused in the headers callback and registered in `Shared::held`.
     held: bool,
+    /// Envoy's `x-request-id`, read with the headers, for the decision line.
+    request_id: Option<Vec<u8>>,
 }
 
 /// The response of a bridged refresh whose `id_token` is to go
@@ -275,11 +295,21 @@ impl HttpContext for BridgeRequest {
         let (false, Some(shared)) = (end_of_stream, self.shared.clone()) else {
             return Action::Continue;
         };
-        match policy::plan(&shared.config, &request_headers(), &routed_cluster) {
+        let headers = request_headers();
+        let plan = policy::plan(&shared.config, &headers, &routed_cluster);
+        if !matches!(plan, HeadPlan::Ignore) {
+            // For the decision line: headers cannot be read later.
+            self.request_id = headers.get("x-request-id").map(<[u8]>::to_vec);
+        }
+        match plan {
             HeadPlan::Ignore => Action::Continue,
             HeadPlan::Pass(target, reason) => {
                 let verdict = Verdict::pass(reason, None, None);
-                warn!("azp-bridge: {}", verdict.describe(&shared.config, &target));
+                shared.warn_throttled(&format!(
+                    "azp-bridge: {} request_id={}",
+                    verdict.describe(&shared.config, &target),
+                    policy::log_field(&shared.config, self.request_id.as_deref())
+                ));
                 if let Some(metrics) = &shared.metrics {
                     metrics.count_pass(reason);
                 }
@@ -429,10 +459,11 @@ impl BridgeRequest {
         if let Some(metrics) = &shared.metrics {
             metrics.rejected_body_too_large.count();
         }
-        warn!(
-            "azp-bridge: token request body over max_body_bytes ({}), answered 413",
-            shared.config.max_body_bytes
-        );
+        shared.warn_throttled(&format!(
+            "azp-bridge: token request body over max_body_bytes ({}), answered 413 request_id={}",
+            shared.config.max_body_bytes,
+            policy::log_field(&shared.config, self.request_id.as_deref())
+        ));
         let body = policy::too_large_body(&shared.config);
         let headers = vec![("content-type", "application/json"), ("cache-control", "no-store")];
         if hostcalls::send_http_response(413, headers, Some(body.as_bytes())).is_err() {
@@ -456,13 +487,19 @@ impl BridgeRequest {
             return;
         }
         let verdict = policy::decide_with(&shared.config, &inspection, &body, &fresh);
+        let line = || {
+            format!(
+                "azp-bridge: {} request_id={}",
+                verdict.describe(&shared.config, &inspection.target),
+                policy::log_field(&shared.config, self.request_id.as_deref())
+            )
+        };
+        // Anyone can send an ambiguous or undecodable request (or a forged
+        // token that makes the filter sign): none may flood the warning log.
+        // A malformed token is only a debug line.
         match &verdict.outcome {
-            Outcome::Pass(PassReason::NotDecodable(_) | PassReason::Ambiguous(_) | PassReason::SigningFailed) => {
-                warn!("azp-bridge: {}", verdict.describe(&shared.config, &inspection.target))
-            }
-            _ if log::log_enabled!(log::Level::Debug) => {
-                debug!("azp-bridge: {}", verdict.describe(&shared.config, &inspection.target))
-            }
+            Outcome::Pass(PassReason::Ambiguous(_) | PassReason::SigningFailed) => shared.warn_throttled(&line()),
+            _ if log::log_enabled!(log::Level::Debug) => debug!("{}", line()),
             _ => {}
         }
         match verdict.outcome {
@@ -541,7 +578,6 @@ fn now_ms() -> u64 {
 #[cfg(feature = "test-trap")]
 #[allow(clippy::panic)]
 fn trap_if_asked() {
-    use crate::policy::RequestHeaders;
     if request_headers().get("x-azp-bridge-test-trap").is_some() {
         panic!("deliberate trap (test-trap build)");
     }

@@ -28,6 +28,7 @@ pub mod form;
 pub mod held;
 pub mod policy;
 pub mod response;
+pub mod throttle;
 pub mod token;
 
 #[cfg(target_arch = "wasm32")]

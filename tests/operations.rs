@@ -1,7 +1,8 @@
 //! What an operator sees, in a real Envoy: the error and counter for held
 //! requests whose body never comes, configuration messages that never repeat
-//! a value and say how to fix the environment, and the warning for a body
-//! limit above Envoy's buffer.
+//! a value and say how to fix the environment, the warning for a body limit
+//! above Envoy's buffer, and decision lines that carry `x-request-id`, say
+//! which realm disagreed and cannot flood the warning log.
 
 mod support;
 
@@ -47,6 +48,22 @@ fn envoy_stat(envoy: &Envoy, name: &str) -> u64 {
 /// The log lines that contain `needle`.
 fn lines_with(log: &str, needle: &str) -> Vec<String> {
     log.lines().filter(|l| l.contains(needle)).map(str::to_owned).collect()
+}
+
+/// Waits until `n` log lines contain `needle`; returns the log.
+fn wait_lines(envoy: &Envoy, needle: &str, n: usize) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = envoy.log();
+        if lines_with(&log, needle).len() >= n {
+            return log;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "fewer than {n} lines with {needle:?}:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn wait_counter(envoy: &Envoy, name: &str, expected: u64, within: Duration) {
@@ -212,4 +229,106 @@ fn a_body_limit_above_envoys_buffer_needs_the_listener_buffer_too() {
         r#"{"error":"invalid_request","error_description":"Request body exceeds the azp-bridge limit of 2097152 bytes"}"#
     );
     assert_eq!(envoy.counter("rejected.body_too_large"), 1);
+}
+
+// --- item: decision lines ---
+
+#[test]
+fn decision_lines_carry_the_request_id_and_say_which_realm_disagreed() {
+    let upstream = Upstream::start();
+    let envoy = EnvoySpec::new(&plugin_config(""), upstream.port).start();
+    let send = |path: &str, headers: &[(&str, &str)], body: &str| {
+        let response = http1::exchange(envoy.port, &form_post(path, headers, body.as_bytes()));
+        assert_eq!(response.status, 200);
+    };
+    send(TOKEN_PATH, &[("x-request-id", "ops-req-1")], &refresh_body("demo"));
+    envoy.wait_log("caller=mobile azp=admin outcome=rewritten request_id=ops-req-1");
+    // Without one, Envoy makes one (a UUID) before the filter runs.
+    send(TOKEN_PATH, &[], &refresh_body("demo"));
+    let log = wait_lines(&envoy, "outcome=rewritten request_id=", 2);
+    let generated: Vec<String> = lines_with(&log, "outcome=rewritten request_id=")
+        .iter()
+        .map(|l| l.rsplit("request_id=").next().unwrap().to_owned())
+        .filter(|id| id != "ops-req-1")
+        .collect();
+    assert_eq!(generated.len(), 1, "{log}");
+    assert_eq!(generated[0].len(), 36, "{}", generated[0]);
+    assert_eq!(generated[0].matches('-').count(), 4, "{}", generated[0]);
+
+    // Which side of the realm check disagreed.
+    send(
+        "/realms/other/protocol/openid-connect/token",
+        &[("x-request-id", "ops-req-2")],
+        &refresh_body("other"),
+    );
+    envoy.wait_log(
+        "realm=other caller=mobile azp=admin outcome=passed:realm_mismatch (the path's realm is not in the client's realms) request_id=ops-req-2",
+    );
+    send(TOKEN_PATH, &[("x-request-id", "ops-req-3")], &refresh_body("other"));
+    envoy.wait_log(
+        "realm=demo caller=mobile azp=admin outcome=passed:realm_mismatch (the token's issuer is not the path's realm) request_id=ops-req-3",
+    );
+    // A request id holding a secret is not logged.
+    send(
+        TOKEN_PATH,
+        &[("x-request-id", &format!("x{SECRET}"))],
+        &refresh_body("demo"),
+    );
+    envoy.wait_log("outcome=rewritten request_id=<redacted>");
+    assert_eq!(envoy.counter("passed.realm_mismatch"), 2);
+    envoy.assert_log_clean(&[SECRET, &token("demo"), &token("other")]);
+}
+
+#[test]
+fn unauthenticated_garbage_cannot_flood_the_warning_log() {
+    let upstream = Upstream::start();
+    let envoy = EnvoySpec::new(&plugin_config(""), upstream.port).start();
+    for i in 0..5 {
+        let request_id = format!("bad-token-{i}");
+        let response = http1::exchange(
+            envoy.port,
+            &form_post(
+                TOKEN_PATH,
+                &[("x-request-id", &request_id)],
+                b"grant_type=refresh_token&client_id=mobile&refresh_token=not-a-jwt",
+            ),
+        );
+        assert_eq!(response.status, 200);
+        let request_id = format!("ambiguous-{i}");
+        let response = http1::exchange(
+            envoy.port,
+            &form_post(
+                TOKEN_PATH,
+                &[("x-request-id", &request_id)],
+                format!(
+                    "grant%5Ftype=refresh_token&client_id=mobile&refresh_token={}",
+                    token("demo")
+                )
+                .as_bytes(),
+            ),
+        );
+        assert_eq!(response.status, 200);
+    }
+    wait_lines(&envoy, "outcome=passed:not_decodable", 5);
+    let log = wait_lines(&envoy, "outcome=passed:ambiguous", 5);
+    // A malformed token is a debug line, every time.
+    let not_decodable = lines_with(&log, "outcome=passed:not_decodable");
+    assert_eq!(not_decodable.len(), 5, "{log}");
+    assert!(not_decodable.iter().all(|l| l.contains("[debug][wasm]")), "{log}");
+    // An ambiguous request: one warning a minute per worker, the rest at debug.
+    let ambiguous = lines_with(&log, "outcome=passed:ambiguous");
+    assert_eq!(ambiguous.len(), 5, "{log}");
+    assert!(ambiguous[0].contains("[warning][wasm]"), "{}", ambiguous[0]);
+    assert!(
+        ambiguous[0].ends_with(
+            "outcome=passed:ambiguous (a parameter name is not plain [A-Za-z0-9_.-]) request_id=ambiguous-0 \
+             (at most one such warning a minute per worker; the others at debug level)"
+        ),
+        "{}",
+        ambiguous[0]
+    );
+    assert!(ambiguous[1..].iter().all(|l| l.contains("[debug][wasm]")), "{log}");
+    let counters = envoy.counters();
+    assert_eq!((counters["passed.not_decodable"], counters["passed.ambiguous"]), (5, 5));
+    assert_eq!(lines_with(&log, "[warning][wasm]").len(), 1, "{log}");
 }
