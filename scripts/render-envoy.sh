@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
 # Renders envoy/azp-bridge.yaml (or the template given as $1) to stdout from
-# environment variables. Unset ones get the local defaults used by `make demo`.
+# environment variables; README.md ("Running against your own Keycloak")
+# documents each one. Unset ones get the local defaults used by `make demo`.
+# Relative paths ($1, PLUGIN_CONFIG_FILE) are read from the directory this
+# is run in, like any other command's arguments.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-template="${1:-envoy/azp-bridge.yaml}"
+here="$(pwd)"
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+fail() { echo "render-envoy: $*" >&2; exit 1; }
+from_here() { case "$1" in /*) printf '%s' "$1" ;; *) printf '%s/%s' "${here}" "$1" ;; esac; }
+
+template="$(from_here "${1:-${repo}/envoy/azp-bridge.yaml}")"
+[ -r "${template}" ] || fail "template ${template}: no such file"
 
 export LISTEN_ADDRESS="${LISTEN_ADDRESS:-127.0.0.1}"
 export LISTEN_PORT="${LISTEN_PORT:-10000}"
@@ -11,12 +19,18 @@ export ADMIN_ADDRESS="${ADMIN_ADDRESS:-127.0.0.1}"
 export ADMIN_PORT="${ADMIN_PORT:-9901}"
 export UPSTREAM_HOST="${UPSTREAM_HOST:-127.0.0.1}"
 export UPSTREAM_PORT="${UPSTREAM_PORT:-18080}"
-export WASM_PATH="${WASM_PATH:-$PWD/target/wasm32-wasip1/release/azp_bridge.wasm}"
+export WASM_PATH="${WASM_PATH:-${repo}/target/wasm32-wasip1/release/azp_bridge.wasm}"
 export HOLD_HEADERS="${HOLD_HEADERS:-false}"
 export HOST_ENV_KEYS="${HOST_ENV_KEYS:-[\"ADMIN_CLIENT_SECRET\"]}"
-# The plugin configuration, from a JSON file, joined onto one line.
-PLUGIN_CONFIG="$(tr -d '\n' < "${PLUGIN_CONFIG_FILE:-envoy/demo-plugin-config.json}" | tr -s ' ')"
+case "${HOLD_HEADERS}" in true | false) ;; *) fail "HOLD_HEADERS must be true or false" ;; esac
+
+# The plugin configuration, from a JSON file, on one line. JSON strings
+# cannot span lines, so whitespace at the start and end of a line is never
+# inside a value: only that is removed, and values keep every space.
+config_file="$(from_here "${PLUGIN_CONFIG_FILE:-${repo}/envoy/demo-plugin-config.json}")"
+[ -r "${config_file}" ] || fail "PLUGIN_CONFIG_FILE ${config_file}: no such file (a relative path is read from ${here})"
+PLUGIN_CONFIG="$(sed -e 's/\r$//' -e 's/^[[:space:]]*//' -e 's/[[:space:]]*$//' -e '/^$/d' "${config_file}" | paste -sd ' ' -)"
 export PLUGIN_CONFIG
-case "${PLUGIN_CONFIG}" in *"'"*) echo "render-envoy: the plugin configuration may not contain a single quote" >&2; exit 1 ;; esac
+case "${PLUGIN_CONFIG}" in *"'"*) fail "the plugin configuration may not contain a single quote" ;; esac
 
 envsubst '${LISTEN_ADDRESS} ${LISTEN_PORT} ${ADMIN_ADDRESS} ${ADMIN_PORT} ${UPSTREAM_HOST} ${UPSTREAM_PORT} ${WASM_PATH} ${PLUGIN_CONFIG} ${HOLD_HEADERS} ${HOST_ENV_KEYS}' < "${template}"
