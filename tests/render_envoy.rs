@@ -1,15 +1,23 @@
 //! scripts/render-envoy.sh as an operator runs it: relative paths from where
-//! they stand, values kept byte for byte, every variable documented.
+//! they stand, values kept byte for byte, every variable documented, and TLS
+//! to Keycloak (SNI, a CA bundle, a client certificate) against a local TLS
+//! upstream whose certificates the test makes with openssl.
 
 mod support;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Output};
-use support::{repo_root, TempDir};
+use support::http1::{self, form_post};
+use support::upstream::Upstream;
+use support::{repo_root, EnvoySpec, TempDir};
 
+const TOKEN_PATH: &str = "/realms/demo/protocol/openid-connect/token";
 /// An inline secret with two spaces: a squeezing renderer would change it.
 const SPACED_SECRET: &str = "pa  ss";
+const KEYCLOAK_NAME: &str = "keycloak.internal.test";
 
 fn render(dir: &Path, env: &[(&str, &str)]) -> Output {
     Command::new(repo_root().join("scripts/render-envoy.sh"))
@@ -77,12 +85,48 @@ fn a_relative_plugin_config_file_is_read_from_where_you_stand_and_kept_exactly()
 #[test]
 fn bad_switches_are_refused() {
     let dir = TempDir::new("render-bad");
-    let output = render(&dir.path, &[("HOLD_HEADERS", "yes")]);
+    for (env, message) in [
+        (
+            vec![("HOLD_HEADERS", "yes")],
+            "render-envoy: HOLD_HEADERS must be true or false\n",
+        ),
+        (
+            vec![("UPSTREAM_TLS", "1")],
+            "render-envoy: UPSTREAM_TLS must be true or false\n",
+        ),
+        (
+            vec![("UPSTREAM_TLS", "true"), ("UPSTREAM_TLS_CERT_FILE", "/c.pem")],
+            "render-envoy: set both UPSTREAM_TLS_CERT_FILE and UPSTREAM_TLS_KEY_FILE, or neither\n",
+        ),
+        (
+            vec![("UPSTREAM_TLS", "true"), ("UPSTREAM_TLS_SNI", "a\"b")],
+            "render-envoy: UPSTREAM_TLS_SNI must be a host name\n",
+        ),
+    ] {
+        let output = render(&dir.path, &env);
+        assert!(!output.status.success(), "{env:?}");
+        assert_eq!(String::from_utf8_lossy(&output.stderr), message, "{env:?}");
+    }
+    // A template without the plain-HTTP line TLS replaces.
+    std::fs::write(dir.path.join("other.yaml"), "static_resources: {}\n").unwrap();
+    let output = Command::new(repo_root().join("scripts/render-envoy.sh"))
+        .arg("other.yaml")
+        .current_dir(&dir.path)
+        .env("UPSTREAM_TLS", "true")
+        .output()
+        .unwrap();
     assert!(!output.status.success());
     assert_eq!(
         String::from_utf8_lossy(&output.stderr),
-        "render-envoy: HOLD_HEADERS must be true or false\n"
+        format!(
+            "render-envoy: template {}/other.yaml has no \"    transport_socket: null\" line for UPSTREAM_TLS\n",
+            dir.path.display()
+        )
     );
+    // Off: plain HTTP, the template's line as it is.
+    let plain = rendered(&render(&dir.path, &[("UPSTREAM_TLS", "false")]));
+    assert!(plain.contains("\n    transport_socket: null\n"), "{plain}");
+    assert!(!plain.contains("transport_sockets.tls"), "{plain}");
 }
 
 /// Every variable the script reads, and every placeholder of the template,
@@ -106,7 +150,14 @@ fn every_variable_is_documented_in_the_readme() {
     }
     // Built by the script from PLUGIN_CONFIG_FILE, not a setting.
     names.remove("PLUGIN_CONFIG");
-    for expected in ["LISTEN_ADDRESS", "PLUGIN_CONFIG_FILE", "HOST_ENV_KEYS", "HOLD_HEADERS"] {
+    for expected in [
+        "LISTEN_ADDRESS",
+        "PLUGIN_CONFIG_FILE",
+        "HOST_ENV_KEYS",
+        "HOLD_HEADERS",
+        "UPSTREAM_TLS",
+        "UPSTREAM_TLS_CA_FILE",
+    ] {
         assert!(
             names.contains(expected),
             "{expected} not found in the script: {names:?}"
@@ -118,4 +169,255 @@ fn every_variable_is_documented_in_the_readme() {
             "README.md does not document {name} (a table row `| `{name}` |`)"
         );
     }
+}
+
+// --- TLS to Keycloak ---
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let output = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is installed (README, Prerequisites)");
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A CA, a server certificate for `name` and a client certificate, signed by it.
+fn make_certificates(dir: &Path, name: &str) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=azp-bridge test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+        ],
+    );
+    for (who, ext) in [
+        (
+            "server",
+            format!("subjectAltName=DNS:{name}\nextendedKeyUsage=serverAuth\n"),
+        ),
+        ("client", "extendedKeyUsage=clientAuth\n".to_owned()),
+    ] {
+        std::fs::write(dir.join(format!("{who}.ext")), ext).unwrap();
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                &format!("{who}.key"),
+                "-out",
+                &format!("{who}.csr"),
+                "-subj",
+                &format!("/CN={who}"),
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{who}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-out",
+                &format!("{who}.pem"),
+                "-extfile",
+                &format!("{who}.ext"),
+            ],
+        );
+    }
+}
+
+/// An Envoy that terminates TLS as `KEYCLOAK_NAME` (client certificate
+/// required) in front of the recording upstream: a template for EnvoySpec.
+fn tls_upstream_template(dir: &Path) -> String {
+    let d = dir.display();
+    format!(
+        r#"admin:
+  address: {{ socket_address: {{ address: 127.0.0.1, port_value: ${{ADMIN_PORT}} }} }}
+static_resources:
+  listeners:
+  - name: tls
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: ${{LISTEN_PORT}} }} }}
+    filter_chains:
+    - transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+          require_client_certificate: true
+          common_tls_context:
+            tls_certificates:
+            - {{ certificate_chain: {{ filename: {d}/server.pem }}, private_key: {{ filename: {d}/server.key }} }}
+            validation_context: {{ trusted_ca: {{ filename: {d}/ca.pem }} }}
+      filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: tls
+          route_config:
+            virtual_hosts:
+            - {{ name: all, domains: ["*"], routes: [{{ match: {{ prefix: "/" }}, route: {{ cluster: recorder }} }}] }}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
+  clusters:
+  - name: recorder
+    type: STATIC
+    connect_timeout: 2s
+    load_assignment:
+      cluster_name: recorder
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: ${{UPSTREAM_PORT}} }} }} }}
+"#
+    )
+}
+
+fn stat(admin_port: u16, name: &str) -> u64 {
+    let stats = http1::get(admin_port, &format!("/stats?filter=^{name}$")).unwrap();
+    stats
+        .body_str()
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no stat {name}: {}", stats.body_str()))
+}
+
+fn refresh_body() -> String {
+    let payload = r#"{"iss":"http://keycloak.test/realms/demo","azp":"admin","typ":"Refresh"}"#;
+    format!(
+        "grant_type=refresh_token&client_id=mobile&refresh_token=h.{}.s",
+        URL_SAFE_NO_PAD.encode(payload)
+    )
+}
+
+/// The shipped template rendered by the script with TLS on; the listener,
+/// admin and upstream ports stay placeholders for EnvoySpec.
+fn front_spec(dir: &Path, name: &str, tls: &[(&str, &str)], tls_port: u16) -> EnvoySpec {
+    let file = write_plugin_config(dir);
+    let d = dir.display().to_string();
+    let ca = format!("{d}/ca.pem");
+    let mut env = vec![
+        ("PLUGIN_CONFIG_FILE", file),
+        ("LISTEN_PORT", "${LISTEN_PORT}"),
+        ("ADMIN_PORT", "${ADMIN_PORT}"),
+        ("UPSTREAM_PORT", "${UPSTREAM_PORT}"),
+        ("UPSTREAM_HOST", "127.0.0.1"),
+        ("UPSTREAM_TLS", "true"),
+        ("UPSTREAM_TLS_CA_FILE", &ca),
+        ("HOST_ENV_KEYS", "[]"),
+    ];
+    env.extend_from_slice(tls);
+    let config = rendered(&render(dir, &env));
+    assert!(config.contains("envoy.transport_sockets.tls"), "{config}");
+    let path = dir.join(format!("front-{name}.yaml"));
+    std::fs::write(&path, config).unwrap();
+    let mut spec = EnvoySpec::new("{}", tls_port);
+    spec.template = path.display().to_string();
+    spec
+}
+
+#[test]
+fn tls_to_keycloak_with_sni_a_ca_bundle_and_a_client_certificate() {
+    let dir = TempDir::new("tls");
+    make_certificates(&dir.path, KEYCLOAK_NAME);
+    let recorder = Upstream::start();
+    let template = dir.path.join("tls-upstream.yaml");
+    std::fs::write(&template, tls_upstream_template(&dir.path)).unwrap();
+    let mut tls_spec = EnvoySpec::new("{}", recorder.port);
+    tls_spec.template = template.display().to_string();
+    let keycloak = tls_spec.start();
+
+    let d = dir.path.display().to_string();
+    let (cert, key) = (format!("{d}/client.pem"), format!("{d}/client.key"));
+    let client_cert = [
+        ("UPSTREAM_TLS_SNI", KEYCLOAK_NAME),
+        ("UPSTREAM_TLS_CERT_FILE", cert.as_str()),
+        ("UPSTREAM_TLS_KEY_FILE", key.as_str()),
+    ];
+    let body = refresh_body();
+
+    // Right name, trusted CA, client certificate: rewritten, over TLS.
+    let front = front_spec(&dir.path, "ok", &client_cert, keycloak.port).start();
+    let response = http1::exchange(front.port, &form_post(TOKEN_PATH, &[], body.as_bytes()));
+    assert_eq!(response.status, 200);
+    let forwarded = recorder.single();
+    assert_eq!(
+        forwarded.body_str(),
+        format!(
+            "{}&client_id=admin&client_secret=pa++ss",
+            body.replace("&client_id=mobile", "")
+        ),
+        "the inline secret keeps both spaces"
+    );
+    let tls_stats = http1::get(keycloak.admin_port, "/stats?filter=^listener.*ssl.handshake$").unwrap();
+    assert!(
+        tls_stats.body_str().trim_end().ends_with("ssl.handshake: 1"),
+        "{}",
+        tls_stats.body_str()
+    );
+    drop(front);
+
+    // A certificate that does not name the SNI: refused, nothing reaches Keycloak.
+    let wrong_name = [
+        ("UPSTREAM_TLS_SNI", "other.internal.test"),
+        ("UPSTREAM_TLS_CERT_FILE", cert.as_str()),
+        ("UPSTREAM_TLS_KEY_FILE", key.as_str()),
+    ];
+    let front = front_spec(&dir.path, "wrong-name", &wrong_name, keycloak.port).start();
+    let response = http1::exchange(front.port, &form_post(TOKEN_PATH, &[], body.as_bytes()));
+    assert_eq!(response.status, 503);
+    assert_eq!(stat(front.admin_port, "cluster.keycloak.ssl.fail_verify_san"), 1);
+    drop(front);
+
+    // No client certificate where Keycloak requires one: refused.
+    let front = front_spec(
+        &dir.path,
+        "no-cert",
+        &[("UPSTREAM_TLS_SNI", KEYCLOAK_NAME)],
+        keycloak.port,
+    )
+    .start();
+    let response = http1::exchange(front.port, &form_post(TOKEN_PATH, &[], body.as_bytes()));
+    assert_eq!(response.status, 503);
+    let refused = http1::get(keycloak.admin_port, "/stats?filter=ssl.fail_verify_no_cert$").unwrap();
+    assert!(
+        refused.body_str().trim_end().ends_with("ssl.fail_verify_no_cert: 1"),
+        "{}",
+        refused.body_str()
+    );
+    assert_eq!(recorder.requests().len(), 1, "only the first request reached Keycloak");
+    keycloak.assert_log_clean(&[SPACED_SECRET]);
 }
