@@ -1,0 +1,119 @@
+//! What the operator documentation promises, checked against the files
+//! (no Envoy here; the behaviour behind each point is tested elsewhere):
+//! placeholder commands stop on an unset variable instead of deploying an
+//! unpinned module, and the failure-policy summaries say what
+//! tests/lost_bridge.rs shows for a remote module.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use support::repo_root;
+
+fn read(rel: &str) -> String {
+    std::fs::read_to_string(repo_root().join(rel)).unwrap()
+}
+
+/// README.md, docs/ and every file in deploy/.
+fn operator_files() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = vec![repo_root().join("README.md")];
+    walk(&repo_root().join("docs"), &mut files);
+    walk(&repo_root().join("deploy"), &mut files);
+    files
+}
+
+#[test]
+fn placeholder_commands_stop_on_an_unset_variable() {
+    let mut commands = 0;
+    for path in operator_files() {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        for line in text.lines().filter(|l| l.contains("sed ") || l.contains("-e \"s|")) {
+            for (placeholder, variable) in [("IMAGE_DIGEST|", "DIGEST"), ("REGISTRY|", "REGISTRY")] {
+                if !line.contains(placeholder) {
+                    continue;
+                }
+                commands += 1;
+                assert!(
+                    line.contains(&format!("${{{variable}:?")),
+                    "{}: `{}` fills {placeholder} without a ${{{variable}:?}} guard (an unset variable leaves it empty)",
+                    path.display(),
+                    line.trim()
+                );
+                assert!(
+                    !line.contains(&format!("${variable}|")) && !line.contains(&format!("${{{variable}}}|")),
+                    "{}: `{}`",
+                    path.display(),
+                    line.trim()
+                );
+            }
+        }
+    }
+    assert!(commands >= 4, "found {commands} placeholder substitutions");
+}
+
+#[test]
+fn oras_digests_lose_their_sha256_prefix() {
+    let guide = read("docs/deployment.md");
+    let resolve = guide.lines().position(|l| l.contains("oras resolve")).unwrap();
+    let next = guide.lines().nth(resolve + 1).unwrap();
+    assert!(next.contains("${DIGEST#sha256:}"), "{next}");
+    assert!(guide.contains("`oras resolve` prints `sha256:<hex>`"));
+}
+
+#[test]
+fn failure_policy_summaries_say_what_a_remote_module_does() {
+    let readme = read("README.md");
+    assert!(
+        !readme.contains("refused under every policy: failing open does not hide it"),
+        "the README repeats the claim tests/lost_bridge.rs disproves for a remote module"
+    );
+    for (file, needles) in [
+        (
+            "README.md",
+            &[
+                "starts and serves **without the bridge**",
+                "answers **500 to every request on that listener**",
+                "tests/lost_bridge.rs",
+                "Istio 1.27",
+            ][..],
+        ),
+        (
+            "docs/deployment.md",
+            &[
+                "**the filter is skipped: refreshes pass unbridged, silently**",
+                "tests/lost_bridge.rs",
+            ][..],
+        ),
+        (
+            "deploy/envoy-gateway/azp-bridge.yaml",
+            &["refused configuration is NOT refused here", "tests/lost_bridge.rs"][..],
+        ),
+        (
+            "deploy/istio/wasmplugin.yaml",
+            &[
+                "answers 500 to every request on the",
+                "FAIL_RELOAD exists from Istio 1.27",
+            ][..],
+        ),
+        (
+            "deploy/istio/envoyfilter-hold-headers.yaml",
+            &["Istio 1.27 or", "only if it is new enough to know it"][..],
+        ),
+    ] {
+        // Line breaks and comment markers aside: prose is rewrapped.
+        let flat = |t: &str| t.split_whitespace().filter(|w| *w != "#").collect::<Vec<_>>().join(" ");
+        let text = flat(&read(file));
+        for needle in needles {
+            assert!(text.contains(&flat(needle)), "{file} does not say {needle:?}");
+        }
+    }
+}
