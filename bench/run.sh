@@ -461,7 +461,7 @@ run_native() {
   echo "${crate_opt} (dependencies ${base_opt})" >"${RESULTS}/native-opt-level"
   log "native micro-benchmark (bench/native, criterion, CPU time, azp-bridge at opt-level ${crate_opt})"
   rm -rf "${BENCH_DIR}/native/target/criterion"
-  (cd "${BENCH_DIR}/native" && cargo bench --quiet "${NATIVE_CARGO_CONFIG[@]}" --bench decide -- "${NATIVE_ARGS[@]}") >"${WORK}/native.log" 2>&1 ||
+  (cd "${BENCH_DIR}/native" && cargo bench --quiet "${NATIVE_CARGO_CONFIG[@]}" --bench decide --bench scale -- "${NATIVE_ARGS[@]}") >"${WORK}/native.log" 2>&1 ||
     { cat "${WORK}/native.log" >&2; die "native benchmark failed"; }
   python3 - "${BENCH_DIR}/native/target/criterion" >"${RESULTS}/native.csv" <<'EOF'
 import json, pathlib, sys
