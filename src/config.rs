@@ -219,6 +219,7 @@ pub fn parse(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Config
         return Err(error("clients", "must not be empty"));
     }
     let mut clients: Vec<TargetClient> = Vec::with_capacity(raw.clients.len());
+    let mut index: HashMap<String, ClientEntries> = HashMap::with_capacity(raw.clients.len());
     for (i, raw_client) in raw.clients.into_iter().enumerate() {
         let path = format!("clients[{i}]");
         let client = target_client(raw_client, &path, env)?;
@@ -228,20 +229,8 @@ pub fn parse(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Config
                 "client_secret_basic needs \"hold_headers\": true (headers must wait for the body to be changed)",
             ));
         }
-        overlap_check(&clients, &client, i)?;
+        index_entry(&mut index, &client, i)?;
         clients.push(client);
-    }
-    let mut index: HashMap<String, ClientEntries> = HashMap::with_capacity(clients.len());
-    for (at, client) in clients.iter().enumerate() {
-        let entries = index.entry(client.client_id.clone()).or_default();
-        match &client.realms {
-            None => entries.fallback = Some(at),
-            Some(realms) => {
-                for realm in realms {
-                    entries.by_realm.insert(realm.clone(), at);
-                }
-            }
-        }
     }
 
     let clusters = non_empty_list(raw.upstream_clusters, "upstream_clusters")?;
@@ -275,28 +264,33 @@ pub fn parse(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Config
     })
 }
 
-/// Entries of one client id must name disjoint realms, and at most one of
-/// them may name none (the fallback). Refusals name both entries.
-fn overlap_check(earlier: &[TargetClient], client: &TargetClient, i: usize) -> Result<(), ConfigError> {
-    for (j, other) in earlier
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| c.client_id == client.client_id)
-    {
-        match (&other.realms, &client.realms) {
-            (None, None) => {
+/// Adds entry `i` to the index. Entries of one client id must name disjoint
+/// realms, and at most one of them may name none (the fallback); refusals
+/// name both entries. One lookup per realm, so 10,000 entries stay cheap.
+fn index_entry(index: &mut HashMap<String, ClientEntries>, client: &TargetClient, i: usize) -> Result<(), ConfigError> {
+    let entries = index.entry(client.client_id.clone()).or_default();
+    match &client.realms {
+        None => {
+            if let Some(j) = entries.fallback {
                 return Err(error(
                     format!("clients[{i}].realms"),
                     format!("is missing, and clients[{j}] of the same client_id has no realms either: one entry per client_id may go without realms (the fallback)"),
-                ))
+                ));
             }
-            (Some(a), Some(b)) if a.iter().any(|r| b.contains(r)) => {
-                return Err(error(
-                    format!("clients[{i}].realms"),
-                    format!("shares a realm with clients[{j}].realms of the same client_id: each realm takes one entry"),
-                ))
+            entries.fallback = Some(i);
+        }
+        Some(realms) => {
+            for realm in realms {
+                if let Some(&j) = entries.by_realm.get(realm) {
+                    if j != i {
+                        return Err(error(
+                            format!("clients[{i}].realms"),
+                            format!("shares a realm with clients[{j}].realms of the same client_id: each realm takes one entry"),
+                        ));
+                    }
+                }
+                entries.by_realm.insert(realm.clone(), i);
             }
-            _ => {}
         }
     }
     Ok(())

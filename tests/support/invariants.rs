@@ -275,6 +275,10 @@ pub fn check_response(body: &[u8]) {
         let after: Members = serde_json::from_slice(&out).expect("the edit is a JSON object");
         let mut expected = before;
         assert!(expected.remove("id_token").is_some(), "an edit removes an id_token");
-        assert_eq!(text(after), text(expected), "only the id_token goes, values byte for byte");
+        assert_eq!(
+            text(after),
+            text(expected),
+            "only the id_token goes, values byte for byte"
+        );
     }
 }
