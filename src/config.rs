@@ -185,8 +185,9 @@ struct RawClient {
     id_token: IdToken,
 }
 
-const ROOT_FIELDS: &str = "clients, upstream_clusters, authorities, hold_headers, max_body_bytes";
-const CLIENT_FIELDS: &str = "client_id, client_secret, client_secret_env, auth_method, allowed_callers, realms";
+const ROOT_FIELDS: &str = "clients, upstream_clusters, authorities, hold_headers, max_body_bytes, max_response_bytes";
+const CLIENT_FIELDS: &str = "client_id, client_secret, client_secret_env, private_key, private_key_env, key_id, \
+     auth_method, allowed_callers, realms, id_token";
 
 /// Parses the plugin configuration. `env` looks up environment variables
 /// (the VM's, exposed by `vm_config.environment_variables`).
@@ -201,20 +202,8 @@ pub fn parse(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Config
     })?;
 
     let hold_headers = raw.hold_headers;
-    let max_body_bytes = match raw.max_body_bytes {
-        None => DEFAULT_MAX_BODY_BYTES,
-        Some(n) => whole_number(&n)
-            .and_then(|n| usize::try_from(n).ok())
-            .filter(|n| (1..=MAX_MAX_BODY_BYTES).contains(n))
-            .ok_or_else(|| error("max_body_bytes", expected("max_body_bytes")))?,
-    };
-    let max_response_bytes = match raw.max_response_bytes {
-        None => DEFAULT_MAX_RESPONSE_BYTES,
-        Some(n) => whole_number(&n)
-            .and_then(|n| usize::try_from(n).ok())
-            .filter(|n| (1..=MAX_MAX_BODY_BYTES).contains(n))
-            .ok_or_else(|| error("max_response_bytes", expected("max_response_bytes")))?,
-    };
+    let max_body_bytes = byte_limit(raw.max_body_bytes, DEFAULT_MAX_BODY_BYTES, "max_body_bytes")?;
+    let max_response_bytes = byte_limit(raw.max_response_bytes, DEFAULT_MAX_RESPONSE_BYTES, "max_response_bytes")?;
     if raw.clients.is_empty() {
         return Err(error("clients", "must not be empty"));
     }
@@ -449,6 +438,15 @@ fn env_not_set(name: &str) -> String {
 }
 
 /// A JSON number that is a whole number (`65536`, `65536.0`, `6.5536e4`).
+/// A size limit from 1 to [`MAX_MAX_BODY_BYTES`], `default` when absent.
+fn byte_limit(value: Option<serde_json::Number>, default: usize, field: &str) -> Result<usize, ConfigError> {
+    let Some(n) = value else { return Ok(default) };
+    whole_number(&n)
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|n| (1..=MAX_MAX_BODY_BYTES).contains(n))
+        .ok_or_else(|| error(field, expected(field)))
+}
+
 fn whole_number(n: &serde_json::Number) -> Option<u64> {
     if let Some(n) = n.as_u64() {
         return Some(n);
@@ -837,8 +835,8 @@ mod tests {
             (format!(r#"{{"upstream_clusters":[7],"clients":[{client}]}}"#), "upstream_clusters[0]", "must be a string".to_owned()),
             (r#"{"upstream_clusters":["k"],"clients":["inline-secret"]}"#.to_owned(), "clients[0]", "must be an object".to_owned()),
             (r#"{"upstream_clusters":["k"],"clients":[{"client_id":"a","client_secret":"inline-secret","allowed_callers":["m"],"auth_method":"inline-secret"}]}"#.to_owned(), "clients[0].auth_method", "must be \"client_secret_post\", \"client_secret_basic\", \"client_secret_jwt\" or \"private_key_jwt\"".to_owned()),
-            (r#"{"upstream_clusters":["k"],"clients":[{"client_id":"a","client_secret":"inline-secret","allowed_callers":["m"],"inline-secret":1}]}"#.to_owned(), "clients[0].inline-secret", format!("is not a known field (known: {CLIENT_FIELDS})")),
-            (r#"{"inline-secret":1}"#.to_owned(), "inline-secret", format!("is not a known field (known: {ROOT_FIELDS})")),
+            (r#"{"upstream_clusters":["k"],"clients":[{"client_id":"a","client_secret":"inline-secret","allowed_callers":["m"],"inline-secret":1}]}"#.to_owned(), "clients[0].inline-secret", "is not a known field (known: client_id, client_secret, client_secret_env, private_key, private_key_env, key_id, auth_method, allowed_callers, realms, id_token)".to_owned()),
+            (r#"{"inline-secret":1}"#.to_owned(), "inline-secret", "is not a known field (known: clients, upstream_clusters, authorities, hold_headers, max_body_bytes, max_response_bytes)".to_owned()),
             (r#"{"upstream_clusters":["k"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"],"id_token":"inline-secret"}]}"#.to_owned(), "clients[0].id_token", "must be \"drop\" or \"keep\"".to_owned()),
             (format!(r#"{{"upstream_clusters":["k"],"clients":[{client}],"max_response_bytes":0}}"#), "max_response_bytes", format!("must be a whole number from 1 to {MAX_MAX_BODY_BYTES}, e.g. 262144")),
             (r#"{"clients":[{"client_id":"a","client_secret":"inline-secret","allowed_callers":["m"]}]} inline-secret"#.to_owned(), "(root)", "is not valid JSON (line 1, column 89)".to_owned()),

@@ -266,8 +266,10 @@ enum ResponseState {
     Untouched,
     /// The request was bridged: look at the response headers.
     Expected,
-    /// A 2xx response, its body being buffered.
-    Buffering,
+    /// A 2xx response, its body being buffered (this many bytes so far).
+    Buffering {
+        body_size: usize,
+    },
 }
 
 /// The request headers, all in one host call (the policy reads several, and
@@ -374,7 +376,7 @@ impl HttpContext for BridgeRequest {
             // Keycloak's errors, and answers without a body, go as they are.
             return self.pass_response(&shared, if success { "no body" } else { "not 2xx" });
         }
-        self.response = ResponseState::Buffering;
+        self.response = ResponseState::Buffering { body_size: 0 };
         if shared.config.hold_headers {
             // Held until the body is known: then the exact Content-Length.
             Action::Pause
@@ -386,9 +388,11 @@ impl HttpContext for BridgeRequest {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        let (ResponseState::Buffering, Some(shared)) = (&self.response, self.shared.clone()) else {
+        let (ResponseState::Buffering { body_size: seen }, Some(shared)) = (&mut self.response, self.shared.clone())
+        else {
             return Action::Continue;
         };
+        *seen = body_size;
         if body_size > shared.config.max_response_bytes {
             // What Envoy holds so far, and the rest, go as they are.
             return self.pass_response(&shared, "over max_response_bytes");
@@ -401,18 +405,25 @@ impl HttpContext for BridgeRequest {
     }
 
     fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
-        if let (ResponseState::Buffering, Some(shared)) = (&self.response, self.shared.clone()) {
-            let size = hostcalls::get_buffer(BufferType::HttpResponseBody, 0, usize::MAX)
-                .ok()
-                .flatten()
-                .map_or(0, |b| b.len());
-            self.finish_response(&shared, size);
+        // With trailers, the body callback never sees the end of the stream.
+        if let (&ResponseState::Buffering { body_size }, Some(shared)) = (&self.response, self.shared.clone()) {
+            self.finish_response(&shared, body_size);
         }
         Action::Continue
     }
 }
 
 impl BridgeRequest {
+    /// The request is no longer waiting for its body (it came, or the stream ended).
+    fn release_held(&mut self) {
+        if std::mem::take(&mut self.held) {
+            if let Some(shared) = &self.shared {
+                let id = self.context_id;
+                shared.with_held(|held| held.release(id));
+            }
+        }
+    }
+
     /// The response goes to the client as Keycloak sent it.
     fn pass_response(&mut self, shared: &Shared, why: &str) -> Action {
         self.response = ResponseState::Untouched;
@@ -534,18 +545,6 @@ impl BridgeRequest {
     }
 }
 
-impl BridgeRequest {
-    /// The request is no longer waiting for its body (it came, or the stream ended).
-    fn release_held(&mut self) {
-        if std::mem::take(&mut self.held) {
-            if let Some(shared) = &self.shared {
-                let id = self.context_id;
-                shared.with_held(|held| held.release(id));
-            }
-        }
-    }
-}
-
 impl BridgeRoot {
     /// Held requests that never got their body: counted, and the first one
     /// of this worker logged as an error naming the missing setting.
@@ -566,12 +565,14 @@ impl BridgeRoot {
     }
 }
 
-/// Wall-clock milliseconds (Envoy's clock), 0 if unavailable.
+/// Envoy's wall clock since the Unix epoch, if the host gives it.
+fn host_time() -> Option<Duration> {
+    hostcalls::get_current_time().ok()?.duration_since(UNIX_EPOCH).ok()
+}
+
+/// Wall-clock milliseconds, 0 if unavailable.
 fn now_ms() -> u64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    host_time().map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The `test-trap` build's deliberate panic (tests of failure_policy only).
@@ -586,8 +587,7 @@ fn trap_if_asked() {
 /// The host's clock and 128 random bits (WASI `random_get`), for a signed
 /// client assertion; `None` if the host gives either not.
 fn fresh() -> Option<Fresh> {
-    let now = hostcalls::get_current_time().ok()?;
-    let now_seconds = now.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    let now_seconds = host_time()?.as_secs();
     let mut jti = [0u8; 16];
     getrandom::fill(&mut jti).ok()?;
     Some(Fresh { now_seconds, jti })
@@ -613,14 +613,21 @@ fn follow_host_log_level() {
     log::set_max_level(level);
 }
 
-fn set_response_header(name: &str, value: Option<&str>) {
-    if hostcalls::set_map_value(MapType::HttpResponseHeaders, name, value).is_err() {
-        warn!("azp-bridge: could not change response header {name}");
-    }
+fn set_header(name: &str, value: Option<&str>) {
+    set_map_value(MapType::HttpRequestHeaders, name, value);
 }
 
-fn set_header(name: &str, value: Option<&str>) {
-    if hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value).is_err() {
-        warn!("azp-bridge: could not change request header {name}");
+fn set_response_header(name: &str, value: Option<&str>) {
+    set_map_value(MapType::HttpResponseHeaders, name, value);
+}
+
+fn set_map_value(map: MapType, name: &str, value: Option<&str>) {
+    if hostcalls::set_map_value(map, name, value).is_err() {
+        let which = if matches!(map, MapType::HttpResponseHeaders) {
+            "response"
+        } else {
+            "request"
+        };
+        warn!("azp-bridge: could not change {which} header {name}");
     }
 }

@@ -316,17 +316,7 @@ impl Verdict {
     /// secrets, tokens or headers. A value that contains a configured secret
     /// (a client may send anything as its id) is shown as `<redacted>`.
     pub fn describe(&self, config: &Config, target: &Target) -> String {
-        let shown = |bytes: &[u8]| {
-            let secret_inside = config
-                .clients
-                .iter()
-                .any(|c| contains(bytes, c.secret.expose().as_bytes()));
-            if secret_inside {
-                "<redacted>".to_owned()
-            } else {
-                printable(bytes)
-            }
-        };
+        let shown = |bytes: &[u8]| log_field(config, Some(bytes));
         let outcome = match &self.outcome {
             Outcome::Rewrite(_) => "rewritten".to_owned(),
             Outcome::Pass(PassReason::NotDecodable(what)) => format!("passed:not_decodable ({what})"),
@@ -338,10 +328,8 @@ impl Verdict {
             "endpoint={} realm={} caller={} azp={} outcome={}",
             target.endpoint.as_str(),
             shown(target.realm.as_bytes()),
-            self.caller.as_deref().map_or_else(|| "-".to_owned(), shown),
-            self.azp
-                .as_deref()
-                .map_or_else(|| "-".to_owned(), |a| shown(a.as_bytes())),
+            log_field(config, self.caller.as_deref()),
+            log_field(config, self.azp.as_deref().map(str::as_bytes)),
             outcome,
         )
     }
@@ -351,9 +339,9 @@ impl Verdict {
 const REALM_NOT_LISTED: &str = "the path's realm is not in the client's realms";
 const ISSUER_ELSEWHERE: &str = "the token's issuer is not the path's realm";
 
-/// A request value (such as `x-request-id`) as a log field: like the client
-/// ids of [`Verdict::describe`], at most 64 printable characters, `-` when
-/// absent, `<redacted>` when it contains a configured secret.
+/// A request value (client id, realm, `x-request-id`) as a log field: at
+/// most 64 printable characters, `-` when absent, `<redacted>` when it
+/// contains a configured secret (a client may send anything).
 pub fn log_field(config: &Config, value: Option<&[u8]>) -> String {
     match value {
         None => "-".to_owned(),
@@ -444,10 +432,11 @@ pub fn decide_with(
     let Some(issuer) = iss.filter(|iss| issued_in(iss, &target.realm)) else {
         return Verdict::pass(PassReason::RealmMismatch(ISSUER_ELSEWHERE), caller, Some(azp));
     };
-    let assertion = match &client.assertion_key {
-        None => None,
-        Some(key) => {
-            let minted = fresh().and_then(|fresh| {
+    let credential = match (client.auth_method, &client.assertion_key) {
+        (AuthMethod::ClientSecretPost, _) => Credential::PostSecret,
+        (AuthMethod::ClientSecretBasic, _) => Credential::BasicSecret,
+        (AuthMethod::ClientSecretJwt | AuthMethod::PrivateKeyJwt, key) => {
+            let minted = key.as_ref().zip(fresh()).and_then(|(key, fresh)| {
                 let claims = assertion::Claims {
                     client_id: &client.client_id,
                     audience: &issuer,
@@ -459,10 +448,10 @@ pub fn decide_with(
             let Some(minted) = minted else {
                 return Verdict::pass(PassReason::SigningFailed, caller, Some(azp));
             };
-            Some(minted)
+            Credential::Assertion(minted)
         }
     };
-    let mut rewrite = rewrite(&pairs, client, caller_header, config.hold_headers, assertion.as_deref());
+    let mut rewrite = rewrite(&pairs, client, caller_header, config.hold_headers, credential);
     rewrite.drop_id_token = target.endpoint == Endpoint::Token && client.id_token == IdToken::Drop;
     Verdict {
         outcome: Outcome::Rewrite(rewrite),
@@ -484,6 +473,16 @@ fn issued_in(iss: &str, realm: &str) -> bool {
     iss.strip_suffix(realm).is_some_and(|base| base.ends_with("/realms/"))
 }
 
+/// How the target's credentials go to Keycloak.
+enum Credential {
+    /// `client_id` and `client_secret` in the body.
+    PostSecret,
+    /// An `Authorization: Basic` header.
+    BasicSecret,
+    /// `client_id`, `client_assertion_type` and this `client_assertion`.
+    Assertion(String),
+}
+
 /// Every segment but the caller's credentials, in place and byte for byte,
 /// then the target's credentials.
 fn rewrite(
@@ -491,7 +490,7 @@ fn rewrite(
     client: &TargetClient,
     caller_header: &CallerHeader,
     hold_headers: bool,
-    assertion: Option<&str>,
+    credential: Credential,
 ) -> Rewrite {
     let secret = client.secret.expose();
     let capacity =
@@ -511,15 +510,15 @@ fn rewrite(
     } else {
         AuthorizationChange::Keep
     };
-    let authorization = match (client.auth_method, assertion) {
-        (AuthMethod::ClientSecretBasic, _) => AuthorizationChange::Set(basic::header_value(&client.client_id, secret)),
-        (AuthMethod::ClientSecretJwt | AuthMethod::PrivateKeyJwt, Some(assertion)) => {
+    let authorization = match credential {
+        Credential::BasicSecret => AuthorizationChange::Set(basic::header_value(&client.client_id, secret)),
+        Credential::Assertion(assertion) => {
             append_pair(&mut body, b"client_id", client.client_id.as_bytes());
             append_pair(&mut body, b"client_assertion_type", assertion::JWT_BEARER.as_bytes());
             append_pair(&mut body, b"client_assertion", assertion.as_bytes());
             body_authorization
         }
-        _ => {
+        Credential::PostSecret => {
             append_pair(&mut body, b"client_id", client.client_id.as_bytes());
             append_pair(&mut body, b"client_secret", secret.as_bytes());
             body_authorization
