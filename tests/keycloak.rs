@@ -2,6 +2,11 @@
 //! reproduced directly, and fixed through Envoy. Keycloak's own answers are
 //! the judge. One Keycloak serves every scenario; scenarios run in order and
 //! a failed one does not stop the others.
+//!
+//! The Keycloak is the one `scripts/keycloak.sh` installs: `KEYCLOAK_VERSION`
+//! picks another (`make test-matrix` runs 26.4.7, 26.5.6 and 26.7.3). Where
+//! Keycloak versions answer differently, a scenario expects what the running
+//! server's version does (see `KeycloakVersion`), never less.
 
 mod support;
 
@@ -19,6 +24,8 @@ const MISMATCH: &str = "Invalid refresh token. Token client and authorized clien
 
 struct Ctx {
     keycloak: Keycloak,
+    /// The running server's version, as its admin API reports it.
+    version: KeycloakVersion,
     /// Default mode: body credentials, secret from the environment. Keycloak's
     /// `--hostname` is this Envoy's URL, as operators deploy it.
     envoy: Envoy,
@@ -30,83 +37,134 @@ struct Ctx {
     tokens: Mutex<Vec<String>>,
 }
 
-type Scenario = (&'static str, fn(&Ctx));
+/// Which header modes a scenario goes through: `Default` (body credentials:
+/// `envoy`, `envoy_keep`), `Hold` (`hold_headers`: `envoy_hold`), `Both`, or
+/// `Keycloak` alone (no Envoy). `make test-matrix` reads the per-mode tally
+/// `main` prints.
+#[derive(Clone, Copy, PartialEq)]
+enum Modes {
+    Keycloak,
+    Default,
+    Hold,
+    Both,
+}
+
+type Scenario = (&'static str, Modes, fn(&Ctx));
 
 fn main() {
+    use Modes::{Both, Default, Hold, Keycloak as Alone};
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let scenarios: Vec<Scenario> = vec![
         (
             "problem_exists_directly_at_keycloak",
+            Alone,
             problem_exists_directly_at_keycloak,
         ),
         (
             "refresh_through_envoy_rewrites_and_keycloak_accepts",
+            Default,
             refresh_through_envoy,
         ),
-        ("refresh_rounds_with_rotation_on", refresh_rounds_with_rotation_on),
+        (
+            "refresh_rounds_with_rotation_on",
+            Default,
+            refresh_rounds_with_rotation_on,
+        ),
         (
             "impersonated_tokens_refresh_through_envoy",
+            Default,
             impersonated_tokens_refresh_through_envoy,
         ),
         (
             "own_tokens_and_other_grants_pass_through",
+            Default,
             own_tokens_and_other_grants_pass_through,
         ),
-        ("other_public_client_still_refused", other_public_client_still_refused),
+        (
+            "other_public_client_still_refused",
+            Default,
+            other_public_client_still_refused,
+        ),
         (
             "forged_token_gets_keycloaks_refusal",
+            Default,
             forged_token_gets_keycloaks_refusal,
         ),
         (
             "ambiguous_requests_never_yield_a_token",
+            Both,
             ambiguous_requests_never_yield_a_token,
         ),
         (
             "query_string_grant_is_not_read_by_keycloak",
+            Both,
             query_string_grant_is_not_read_by_keycloak,
         ),
-        ("utf8_charset_variants_still_bridge", utf8_charset_variants_still_bridge),
-        ("revoke_through_envoy", revoke_through_envoy),
-        ("logout_through_envoy", logout_through_envoy),
+        (
+            "utf8_charset_variants_still_bridge",
+            Both,
+            utf8_charset_variants_still_bridge,
+        ),
+        ("revoke_through_envoy", Default, revoke_through_envoy),
+        ("logout_through_envoy", Default, logout_through_envoy),
         (
             "hold_mode_with_basic_caller_and_basic_target",
+            Hold,
             hold_mode_with_basic_caller_and_basic_target,
         ),
-        ("http2_client_through_envoy", http2_client_through_envoy),
+        ("http2_client_through_envoy", Default, http2_client_through_envoy),
         (
             "openid_client_refreshes_and_revokes_through_the_bridge",
+            Both,
             openid_client_refreshes_and_revokes_through_the_bridge,
         ),
         (
             "openid_client_rejects_a_kept_id_token",
+            Default,
             openid_client_rejects_a_kept_id_token,
         ),
         (
             "authlib_refreshes_and_revokes_through_the_bridge",
+            Both,
             authlib_refreshes_and_revokes_through_the_bridge,
         ),
         (
             "signed_jwt_targets_refresh_revoke_and_log_out_through_the_bridge",
+            Both,
             signed_jwt_targets_refresh_revoke_and_log_out_through_the_bridge,
         ),
         (
             "one_client_id_in_two_realms_with_two_secrets",
+            Default,
             one_client_id_in_two_realms_with_two_secrets,
         ),
-        ("load_with_keycloak_stopped_midway", load_with_keycloak_stopped_midway),
-        ("logs_carry_no_secret_or_token", logs_carry_no_secret_or_token),
+        (
+            "load_with_keycloak_stopped_midway",
+            Default,
+            load_with_keycloak_stopped_midway,
+        ),
+        ("logs_carry_no_secret_or_token", Both, logs_carry_no_secret_or_token),
     ];
     let selected: Vec<_> = scenarios
         .into_iter()
-        .filter(|(name, _)| filter.as_deref().is_none_or(|f| name.contains(f)))
+        .filter(|(name, _, _)| filter.as_deref().is_none_or(|f| name.contains(f)))
         .collect();
     println!("\nrunning {} Keycloak scenarios", selected.len());
 
     let ctx = start();
     let mut failed = Vec::new();
-    for (name, scenario) in &selected {
+    // [passed, failed] per header mode.
+    let (mut default_mode, mut hold_mode) = ([0; 2], [0; 2]);
+    for (name, modes, scenario) in &selected {
         let outcome = catch_unwind(AssertUnwindSafe(|| scenario(&ctx)));
         println!("test {name} ... {}", if outcome.is_ok() { "ok" } else { "FAILED" });
+        let slot = usize::from(outcome.is_err());
+        if matches!(modes, Default | Both) {
+            default_mode[slot] += 1;
+        }
+        if matches!(modes, Hold | Both) {
+            hold_mode[slot] += 1;
+        }
         if outcome.is_err() {
             failed.push(*name);
         }
@@ -114,18 +172,77 @@ fn main() {
     if !failed.is_empty() {
         println!("---- Keycloak log tail ----\n{}", tail(&ctx.keycloak.log(), 40));
     }
+    let version = ctx.version;
     drop(ctx);
     let passed = selected.len() - failed.len();
-    println!("\nkeycloak: {passed} passed, {} failed", failed.len());
+    println!("\nkeycloak: server version {version}");
+    for (mode, [ok, ko]) in [("default", default_mode), ("hold_headers", hold_mode)] {
+        println!("keycloak: {mode} mode: {ok} passed, {ko} failed");
+    }
+    println!("keycloak: {passed} passed, {} failed", failed.len());
     if !failed.is_empty() {
         println!("failed: {}", failed.join(", "));
         std::process::exit(1);
     }
 }
 
+/// A Keycloak release, major.minor.patch.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+struct KeycloakVersion(u32, u32, u32);
+
+impl KeycloakVersion {
+    /// "26.4.7", also "26.4.7-SNAPSHOT" or "999.0.0-SNAPSHOT" (a main build).
+    fn parse(text: &str) -> Option<Self> {
+        let core = text.split(['-', '+']).next()?;
+        let mut parts = core.split('.').map(|p| p.parse::<u32>().ok());
+        let version = KeycloakVersion(parts.next()??, parts.next()??, parts.next()??);
+        parts.next().is_none().then_some(version)
+    }
+
+    /// Whether a client's `client.secret.authentication.allowed.method`
+    /// attribute is enforced: a client restricted to client_secret_basic is
+    /// then refused its secret in the body. 26.5.6's
+    /// ClientIdAndSecretAuthenticator has no such check and accepts it,
+    /// 26.7.3's has it; the realm's description dates it to 26.6.0 (no 26.6
+    /// was run here).
+    fn enforces_allowed_secret_method(self) -> bool {
+        self >= KeycloakVersion(26, 6, 0)
+    }
+}
+
+impl std::fmt::Display for KeycloakVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.0, self.1, self.2)
+    }
+}
+
+/// The version the running server reports (admin API, `serverinfo`); with
+/// `KEYCLOAK_VERSION` set (scripts/keycloak.sh installs that one), it must be
+/// that version, so that a matrix cell tests the Keycloak it names.
+fn server_version(keycloak: &Keycloak) -> KeycloakVersion {
+    let bearer = admin_bearer(keycloak.port);
+    let request = format!(
+        "GET /admin/serverinfo HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {bearer}\r\ncontent-length: 0\r\n\r\n"
+    );
+    let resp = http1::exchange(keycloak.port, request.as_bytes());
+    assert_eq!(resp.status, 200, "serverinfo: {}", resp.body_str());
+    let info: Value = serde_json::from_slice(&resp.body).expect("serverinfo is JSON");
+    let reported = info["systemInfo"]["version"].as_str().expect("systemInfo.version");
+    let version = KeycloakVersion::parse(reported).unwrap_or_else(|| panic!("version {reported:?}"));
+    if let Some(wanted) = std::env::var("KEYCLOAK_VERSION").ok().filter(|v| !v.is_empty()) {
+        assert_eq!(
+            reported, wanted,
+            "KEYCLOAK_VERSION names another Keycloak than the one running"
+        );
+    }
+    version
+}
+
 fn start() -> Ctx {
     let envoy_port = support::free_port();
     let keycloak = Keycloak::start_behind(&format!("http://127.0.0.1:{envoy_port}"));
+    let version = server_version(&keycloak);
+    println!("keycloak: server version {version}");
     // Signed-JWT targets, in both header modes; the private key from the
     // environment, as a mesh gives it.
     let jwt_clients = format!(
@@ -165,6 +282,7 @@ fn start() -> Ctx {
     let envoy_keep = EnvoySpec::new(&plugin_keep, keycloak.port).start();
     Ctx {
         keycloak,
+        version,
         envoy,
         envoy_hold,
         envoy_keep,
@@ -289,9 +407,10 @@ fn refresh_as(ctx: &Ctx, port: u16, caller: &str, refresh_token: &str) -> Answer
     )
 }
 
-fn admin_api(ctx: &Ctx, method: &str, path: &str, body: &Value) -> u16 {
+/// A master-realm admin's access token.
+fn admin_bearer(keycloak_port: u16) -> String {
     let admin = http1::exchange(
-        ctx.keycloak.port,
+        keycloak_port,
         &form_post(
             "/realms/master/protocol/openid-connect/token",
             &[],
@@ -304,7 +423,11 @@ fn admin_api(ctx: &Ctx, method: &str, path: &str, body: &Value) -> u16 {
         ),
     );
     let admin: Value = serde_json::from_slice(&admin.body).unwrap();
-    let bearer = admin["access_token"].as_str().expect("admin token");
+    admin["access_token"].as_str().expect("admin token").to_owned()
+}
+
+fn admin_api(ctx: &Ctx, method: &str, path: &str, body: &Value) -> u16 {
+    let bearer = admin_bearer(ctx.keycloak.port);
     let body = body.to_string();
     let request = format!(
         "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {bearer}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
@@ -884,7 +1007,6 @@ fn hold_mode_with_basic_caller_and_basic_target(ctx: &Ctx) {
         ],
     );
     let refresh_token = expect_tokens(&issued, BASIC_ONLY_CLIENT);
-    // Keycloak refuses this client's secret in the body ...
     let posted = direct(
         ctx,
         "token",
@@ -895,13 +1017,20 @@ fn hold_mode_with_basic_caller_and_basic_target(ctx: &Ctx) {
             ("refresh_token", &refresh_token),
         ],
     );
-    expect_error(
-        &posted,
-        401,
-        "unauthorized_client",
-        "Invalid method used to get client secret. Client requires method 'client_secret_basic' to obtain client secret from the request",
-    );
-    // ... so the filter sends it as client_secret_basic.
+    if ctx.version.enforces_allowed_secret_method() {
+        // Keycloak refuses this client's secret in the body ...
+        expect_error(
+            &posted,
+            401,
+            "unauthorized_client",
+            "Invalid method used to get client secret. Client requires method 'client_secret_basic' to obtain client secret from the request",
+        );
+    } else {
+        // ... an older one ignores the restriction and accepts it (with
+        // rotation off, the refresh token stays usable) ...
+        expect_tokens(&posted, BASIC_ONLY_CLIENT);
+    }
+    // ... the filter sends it as client_secret_basic, which every version accepts.
     let answer = refresh_as(ctx, port, MOBILE_CLIENT, &refresh_token);
     expect_tokens(&answer, BASIC_ONLY_CLIENT);
     assert_eq!(ctx.envoy_hold.counter("rewritten"), rewritten_before + 2);
