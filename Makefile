@@ -31,8 +31,12 @@ unit:
 test: lint build
 	$(CARGO) test
 
-## The Envoy suites against one Envoy per minor release (README: "Envoy versions").
-test-matrix: setup
+## The Envoy suites against one Envoy per minor release, and tests/keycloak.rs
+## against each Keycloak x Envoy (README: "Envoy and Keycloak versions").
+## KEYCLOAK_VERSION=26.4.7 ENVOY_VERSION=1.38.2 runs one cell. The set-up gets
+## ENVOY_VERSION emptied: it is the matrix's, not the pinned Envoy of .venv.
+test-matrix:
+	@ENVOY_VERSION= scripts/setup.sh
 	@scripts/test-matrix.sh
 
 ## The compat Wasm image for Istio (docker buildx or buildah); prints the sha256s.
