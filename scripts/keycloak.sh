@@ -24,7 +24,7 @@
 #   KEYCLOAK_STOP_TIMEOUT     seconds between TERM and KILL             (30)
 #   KEYCLOAK_REALM_FILE       realm to import                           (<repo>/keycloak/demo-realm.json)
 #   KC_BOOTSTRAP_ADMIN_USERNAME / KC_BOOTSTRAP_ADMIN_PASSWORD  master admin (admin / admin)
-#   JAVA_HOME                 JDK used by kc.sh (else `java` on PATH; 17+ for 26.5 and 26.7)
+#   JAVA_HOME                 JDK used by kc.sh (else `java` on PATH; 17+: 26.4.7, 26.5.6, 26.7.3 run on 17)
 #
 # DEV/TEST ONLY: fixed demo credentials, in-memory database, plain HTTP on loopback.
 set -euo pipefail
