@@ -36,9 +36,10 @@ test-matrix: setup
 	@scripts/test-matrix.sh
 
 ## The compat Wasm image for Istio (docker buildx or buildah); prints the sha256s.
-## IMAGE=REGISTRY/azp-bridge:<version> PUSH=1 pushes it. Exits 2 without a builder.
+## IMAGE=REGISTRY/azp-bridge:<version> PUSH=1 pushes it and prints the digest
+## for an oci:// url (TLS_VERIFY=0: a plain-HTTP registry). Exits 2 without a builder.
 image: build
-	@IMAGE="$(IMAGE)" PUSH="$(PUSH)" deploy/oci/build-image.sh
+	@IMAGE="$(IMAGE)" PUSH="$(PUSH)" TLS_VERIFY="$(TLS_VERIFY)" deploy/oci/build-image.sh
 
 ## dist/ for the checked-out commit (README: "Verifying a release"): the module,
 ## SHA256SUMS, a CycloneDX SBOM, LICENSE, CHANGELOG.md and, with an image builder,
