@@ -20,6 +20,8 @@ VARIANTS = {
     "azp-pass": ("(5) azp-bridge", "refresh passed (azp is the caller)", "none-token"),
     "ref-rewrite": ("(4r) reference module", "refresh rewritten by BENCH_REFERENCE's module", "none-token"),
     "ref-pass": ("(5r) reference module", "refresh passed by BENCH_REFERENCE's module", "none-token"),
+    "auth-rewrite": ("(4a) azp-bridge, by authorities", "refresh rewritten, Keycloak named by `authorities`", "none-token"),
+    "auth-pass": ("(5a) azp-bridge, by authorities", "refresh passed, Keycloak named by `authorities`", "none-token"),
     "azp10k-rewrite": ("(4k) azp-bridge, 10,002 entries", "refresh rewritten, 5,000 realms x 2 clients more", "none-token"),
     "hs256-rewrite": ("(4h) azp-bridge, client_secret_jwt", "refresh rewritten with an HS256 client assertion", "none-token"),
     "es256-rewrite": ("(4e) azp-bridge, private_key_jwt", "refresh rewritten with an ES256 client assertion", "none-token"),

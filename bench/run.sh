@@ -214,6 +214,7 @@ free_port() { python3 "${BENCH_DIR}/tools.py" free-port; }
 #   azp           as shipped: the filter only on the token/revoke/logout route
 #   azp-all       as shipped without `disabled: true`: the filter sees every request
 #   azp-ref       as shipped, with the reference module (BENCH_REFERENCE)
+#   azp-auth      as shipped, Keycloak named by `authorities` instead of `upstream_clusters`
 #   azp-10k       as shipped, with 5,000 realms x 2 clients more (10,002 entries)
 #   azp-hs256     as shipped, the target client as client_secret_jwt (HS256)
 #   azp-es256     as shipped, the target client as private_key_jwt (ES256)
@@ -224,7 +225,7 @@ config_source() {
     none | none-b) CONFIG_SOURCE=("${shipped}" --remove-filter) ;;
     lua) CONFIG_SOURCE=("${shipped}" --replace-filter "${BENCH_DIR}/envoy/filters/lua.yaml") ;;
     buffer | buffer-headers) CONFIG_SOURCE=("${shipped}" --replace-filter "${BENCH_DIR}/envoy/filters/buffer.yaml") ;;
-    azp | azp-ref | azp-10k | azp-hs256 | azp-es256) CONFIG_SOURCE=("${shipped}") ;;
+    azp | azp-ref | azp-10k | azp-hs256 | azp-es256 | azp-auth) CONFIG_SOURCE=("${shipped}") ;;
     azp-all) CONFIG_SOURCE=("${shipped}" --enable-filter) ;;
     upstream) CONFIG_SOURCE=("${BENCH_DIR}/envoy/upstream.yaml") ;;
     *) die "unknown configuration $1" ;;
@@ -248,7 +249,7 @@ start_envoy() {
       plugin_config="PLUGIN_CONFIG=${REFERENCE_PLUGIN_CONFIG}"
       ;;
     # Over a megabyte for azp-10k: passed as a file (an argument has a size limit).
-    azp-10k | azp-hs256 | azp-es256) plugin_config="PLUGIN_CONFIG@$(plugin_config_file "${config#azp-}")" ;;
+    azp-10k | azp-hs256 | azp-es256 | azp-auth) plugin_config="PLUGIN_CONFIG@$(plugin_config_file "${config#azp-}")" ;;
   esac
   python3 "${BENCH_DIR}/tools.py" render "${CONFIG_SOURCE[0]}" "${WORK}/${name}.yaml" "${CONFIG_SOURCE[@]:1}" \
     "LISTEN_ADDRESS=127.0.0.1" "LISTEN_PORT=${port}" "ADMIN_ADDRESS=127.0.0.1" "ADMIN_PORT=${admin}" \
@@ -276,7 +277,7 @@ start_envoy() {
 # The configuration file of a scale or signing variant (10k, hs256, es256), made once.
 plugin_config_file() {
   local kind out
-  case "$1" in 10k) kind=tenants ;; *) kind="$1" ;; esac
+  case "$1" in 10k) kind=tenants ;; auth) kind=authorities ;; *) kind="$1" ;; esac
   out="${WORK}/plugin-config-$1.json"
   [ -f "${out}" ] || python3 "${BENCH_DIR}/tools.py" plugin-config "${kind}" "${PLUGIN_CONFIG}" \
     "${ROOT}/tests/fixtures/es256-test-key.pem" "${out}" || die "cannot write ${out}"
@@ -391,6 +392,8 @@ VARIANTS=(
   "azp-pass azp token-pass.lua"
   "ref-rewrite azp-ref token-rewrite.lua"
   "ref-pass azp-ref token-pass.lua"
+  "auth-rewrite azp-auth token-rewrite.lua"
+  "auth-pass azp-auth token-pass.lua"
   "azp10k-rewrite azp-10k token-rewrite.lua"
   "hs256-rewrite azp-hs256 token-rewrite.lua"
   "es256-rewrite azp-es256 token-rewrite.lua"

@@ -15,6 +15,7 @@
   tools.py plugin-config KIND BASE_JSON KEY.pem OUT
                                                BASE_JSON (the bench's configuration) made into:
                                                  tenants   + 5,000 realms x 2 clients (10,002 entries)
+                                                 authorities  Keycloak by `authorities`, not `upstream_clusters`
                                                  hs256     `admin` as client_secret_jwt
                                                  es256     `admin` as private_key_jwt (KEY.pem)
 """
@@ -142,6 +143,11 @@ def plugin_config(kind, base_json, key_path, out_path):
             {"client_id": cid, "client_secret": f"secret-{r}-{cid}", "allowed_callers": ["mobile"], "realms": [f"tenant-{r}"]}
             for r in range(5000) for cid in ("portal-a", "portal-b")
         ]
+    elif kind == "authorities":
+        # Keycloak named by the request's host instead of the route's cluster
+        # (no `xds.cluster_name` read): what the cluster guard costs.
+        del config["upstream_clusters"]
+        config["authorities"] = ["127.0.0.1"]
     elif kind == "hs256":
         admin["auth_method"] = "client_secret_jwt"
         admin["client_secret"] = "bench-hs256-secret-of-32-bytes-or-more"
