@@ -3,7 +3,7 @@
 #
 #   istio          istioctl validate -f and istioctl analyze --use-kube=false
 #                  over deploy/istio/ (each of the three alternatives with the
-#                  Secret and tests/fixtures/istio/);
+#                  Secret);
 #   envoy-gateway  egctl x translate over deploy/envoy-gateway/azp-bridge.yaml
 #                  and tests/fixtures/envoy-gateway/: the resources' statuses,
 #                  the xDS Envoy Gateway builds, and the Wasm filter its xDS
@@ -27,8 +27,8 @@ cd "$(dirname "$0")/.."
 
 # istio.io/istio has no tagged versions on the Go module proxy (Istio tags
 # releases as 1.x.y, not as Go module versions), only pseudo-versions of its
-# master branch; this one is Istio master of 2026-08-27 (istio.io/api
-# v1.31.0-rc.0: the Istio 1.31 development line, with TrafficExtension).
+# master branch; this one is Istio master of 2026-08-27, which knows
+# TrafficExtension (its istio.io/api dependency is past v1.31.0-rc.0).
 ISTIO_VERSION="v0.0.0-20260827124520-eed52ebb66ad"
 # Envoy Gateway's newest release on the Go module proxy.
 EG_VERSION="v1.9.1"
@@ -47,11 +47,11 @@ say() { printf '\n== %s\n' "$*"; }
 install_tools() {
   command -v go >/dev/null || { echo "check-manifests: Go 1.26 or newer is needed (go install)" >&2; exit 1; }
   if [ ! -x "${ISTIOCTL}" ]; then
-    echo "check-manifests: building istioctl ${ISTIO_VERSION} (first run only; several minutes)"
+    echo "check-manifests: building istioctl ${ISTIO_VERSION} (first run only; about 15 minutes on 2 cores)"
     GOBIN="${PWD}/${ISTIOCTL%/*}" go install "istio.io/istio/istioctl/cmd/istioctl@${ISTIO_VERSION}"
   fi
   if [ ! -x "${EGCTL}" ]; then
-    echo "check-manifests: building egctl ${EG_VERSION} (first run only; several minutes)"
+    echo "check-manifests: building egctl ${EG_VERSION} (first run only; about 15 minutes on 2 cores)"
     GOBIN="${PWD}/${EGCTL%/*}" go install "github.com/envoyproxy/gateway/cmd/egctl@${EG_VERSION}"
   fi
 }
