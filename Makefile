@@ -4,7 +4,7 @@
 CARGO ?= cargo
 WASM  := target/wasm32-wasip1/release/azp_bridge.wasm
 
-.PHONY: all setup build lint unit test test-matrix image release demo demo-stop compose-config fuzz bench clean
+.PHONY: all setup build lint unit test test-matrix check-manifests image release demo demo-stop compose-config fuzz bench clean
 
 all: build
 
@@ -34,6 +34,12 @@ test: lint build
 ## The Envoy suites against one Envoy per minor release (README: "Envoy versions").
 test-matrix: setup
 	@scripts/test-matrix.sh
+
+## The mesh manifests in deploy/ checked with the meshes' own tools, istioctl
+## and egctl, built at pinned versions into .cache/ on first use (README:
+## "Checking the mesh manifests").
+check-manifests: build
+	@scripts/check-manifests.sh
 
 ## The compat Wasm image for Istio (docker buildx or buildah); prints the sha256s.
 ## IMAGE=REGISTRY/azp-bridge:<version> PUSH=1 pushes it and prints the digest
