@@ -47,6 +47,12 @@ say() { printf '\n== %s\n' "$*"; }
 
 install_tools() {
   command -v go >/dev/null || { echo "check-manifests: Go 1.26 or newer is needed (go install)" >&2; exit 1; }
+  # jq reads egctl's JSON output and edits its IR.
+  if ! command -v jq >/dev/null; then
+    echo "check-manifests: installing jq from Debian"
+    if [ "$(id -u)" = 0 ]; then apt_get=(apt-get); else apt_get=(sudo apt-get); fi
+    "${apt_get[@]}" install -y -q jq >/dev/null || { "${apt_get[@]}" update -q >/dev/null && "${apt_get[@]}" install -y -q jq >/dev/null; }
+  fi
   if [ ! -x "${ISTIOCTL}" ]; then
     echo "check-manifests: building istioctl ${ISTIO_VERSION} (first run only; about 15 minutes on 2 cores)"
     GOBIN="${PWD}/${ISTIOCTL%/*}" go install "istio.io/istio/istioctl/cmd/istioctl@${ISTIO_VERSION}"
