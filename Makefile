@@ -4,7 +4,7 @@
 CARGO ?= cargo
 WASM  := target/wasm32-wasip1/release/azp_bridge.wasm
 
-.PHONY: all setup build lint unit test test-matrix image release demo demo-stop compose-config fuzz bench clean
+.PHONY: all setup build lint unit test test-matrix check-manifests image release demo demo-stop compose-config fuzz bench clean
 
 all: build
 
@@ -32,17 +32,25 @@ test: lint build
 	$(CARGO) test
 
 ## The Envoy suites against one Envoy per minor release, and tests/keycloak.rs
-## against each Keycloak x Envoy (README: "Envoy and Keycloak versions").
+## against each Keycloak x Envoy (README: "Envoy and Keycloak versions"), then
+## scripts/check-manifests.sh (MATRIX_SUITES="envoy keycloak" leaves it out).
 ## KEYCLOAK_VERSION=26.4.7 ENVOY_VERSION=1.38.2 runs one cell. The set-up gets
 ## ENVOY_VERSION emptied: it is the matrix's, not the pinned Envoy of .venv.
 test-matrix:
 	@ENVOY_VERSION= scripts/setup.sh
 	@scripts/test-matrix.sh
 
+## The mesh manifests in deploy/ checked with the meshes' own tools, istioctl
+## and egctl, built at pinned versions into .cache/ on first use (README:
+## "Checking the mesh manifests").
+check-manifests: build
+	@scripts/check-manifests.sh
+
 ## The compat Wasm image for Istio (docker buildx or buildah); prints the sha256s.
-## IMAGE=REGISTRY/azp-bridge:<version> PUSH=1 pushes it. Exits 2 without a builder.
+## IMAGE=REGISTRY/azp-bridge:<version> PUSH=1 pushes it and prints the digest
+## for an oci:// url (TLS_VERIFY=0: a plain-HTTP registry). Exits 2 without a builder.
 image: build
-	@IMAGE="$(IMAGE)" PUSH="$(PUSH)" deploy/oci/build-image.sh
+	@IMAGE="$(IMAGE)" PUSH="$(PUSH)" TLS_VERIFY="$(TLS_VERIFY)" deploy/oci/build-image.sh
 
 ## dist/ for the checked-out commit (README: "Verifying a release"): the module,
 ## SHA256SUMS, a CycloneDX SBOM, LICENSE, CHANGELOG.md and, with an image builder,

@@ -20,6 +20,11 @@ VARIANTS = {
     "azp-pass": ("(5) azp-bridge", "refresh passed (azp is the caller)", "none-token"),
     "ref-rewrite": ("(4r) reference module", "refresh rewritten by BENCH_REFERENCE's module", "none-token"),
     "ref-pass": ("(5r) reference module", "refresh passed by BENCH_REFERENCE's module", "none-token"),
+    "auth-rewrite": ("(4a) azp-bridge, by authorities", "refresh rewritten, Keycloak named by `authorities`", "none-token"),
+    "auth-pass": ("(5a) azp-bridge, by authorities", "refresh passed, Keycloak named by `authorities`", "none-token"),
+    "azp10k-rewrite": ("(4k) azp-bridge, 10,002 entries", "refresh rewritten, 5,000 realms x 2 clients more", "none-token"),
+    "hs256-rewrite": ("(4h) azp-bridge, client_secret_jwt", "refresh rewritten with an HS256 client assertion", "none-token"),
+    "es256-rewrite": ("(4e) azp-bridge, private_key_jwt", "refresh rewritten with an ES256 client assertion", "none-token"),
     "none-other": ("(1) no filter", "non-token requests", "none-other"),
     "none-other-b": ("(1b) no filter, A/A control", "non-token requests, a second identical no-filter Envoy", "none-other"),
     "buffer-other": ("(3) minimal wasm", "non-token requests", "none-other"),
@@ -205,6 +210,16 @@ def main(results, report_path):
         w(f"| {FLOOR[0]}: {FLOOR[1]} | {cpu:.3f} | {rps:.3f} | {' '.join(f'{x[2]:.2f}' for x in floor)} | "
           f"not a target: the best a header-reading filter can reach |")
 
+    scale = ratios(runs, "azp10k-rewrite", "azp-rewrite")
+    if scale:
+        cpu, rps = med([x[2] for x in scale]), med([x[1] for x in scale])
+        summary["targets"]["S1"] = {"text": "Rewritten refresh with 10,002 entries within 1.1x of the shipped two",
+                                    "cpu_ratio": cpu, "rps_ratio": rps, "limit": 1 / 1.1,
+                                    "per_round_cpu": [x[2] for x in scale]}
+        w(f"| S1: Rewritten refresh with 10,002 entries (4k) within 1.1x of two entries (4) | {cpu:.3f} | "
+          f"{rps:.3f} | {' '.join(f'{x[2]:.2f}' for x in scale)} | "
+          f"{verdict(cpu, 1 / 1.1)} / {verdict(rps, 1 / 1.1)} (limit 0.909) |")
+
     wasm = env["azp_bridge_wasm_bytes"]
     ref_bytes = env.get("reference_wasm_bytes")
     summary["targets"]["B3"] = {"text": "azp_bridge.wasm <= 256 KiB", "bytes": wasm, "reference_bytes": ref_bytes}
@@ -215,9 +230,11 @@ def main(results, report_path):
     rss = {}
     if os.path.exists(rss_path):
         for row in csv.DictReader(open(rss_path)):
-            rss.setdefault(row["config"], {"idle": [], "after": []})
+            rss.setdefault(row["config"], {"idle": [], "after": [], "ready": []})
             rss[row["config"]]["idle"].append(int(row["rss_idle_kib"]))
             rss[row["config"]]["after"].append(int(row["rss_after_load_kib"]))
+            if row.get("ready_ms"):
+                rss[row["config"]]["ready"].append(int(row["ready_ms"]))
     if {"none", "azp", "azp-ref"} <= set(rss):
         after = {c: med(rss[c]["after"]) for c in rss}
         cost_ref, cost_azp = after["azp-ref"] - after["none"], after["azp"] - after["none"]
@@ -234,18 +251,22 @@ def main(results, report_path):
         w("## Memory at `--concurrency 2`")
         w("")
         w(f"VmRSS of the Envoy process (median of {env['rss_repeats']} start(s)), idle after start-up and after "
-          f"{env['seconds']} s of the rewritten-refresh load.")
+          f"{env['seconds']} s of the rewritten-refresh load; and the time from starting Envoy to its admin "
+          "`/ready`, which includes `on_configure` in each of its three VMs (main thread and two workers).")
         w("")
-        w("| configuration | RSS idle MiB | RSS after load MiB | cost over no filter MiB |")
-        w("| --- | ---: | ---: | ---: |")
+        w("| configuration | RSS idle MiB | RSS after load MiB | cost over no filter MiB | start to ready ms |")
+        w("| --- | ---: | ---: | ---: | ---: |")
         names = {"none": "no filter", "buffer": "minimal buffering wasm", "azp": "azp-bridge",
-                 "azp-ref": f"reference module ({env.get('reference', '?')})"}
-        for c in ("none", "buffer", "azp", "azp-ref"):
+                 "azp-ref": f"reference module ({env.get('reference', '?')})",
+                 "azp-10k": "azp-bridge, 10,002 entries (5,000 realms x 2 clients more)"}
+        for c in ("none", "buffer", "azp", "azp-ref", "azp-10k"):
             if c in rss:
                 a = med(rss[c]["after"])
+                ready = f"{med(rss[c]['ready']):.0f}" if rss[c]["ready"] else ""
                 w(f"| {names[c]} | {med(rss[c]['idle']) / 1024:.1f} | {a / 1024:.1f} | "
-                  f"{(a - med(rss['none']['after'])) / 1024:+.1f} |")
+                  f"{(a - med(rss['none']['after'])) / 1024:+.1f} | {ready} |")
         summary["rss_kib"] = {c: {"idle": med(v["idle"]), "after": med(v["after"])} for c, v in rss.items()}
+        summary["ready_ms"] = {c: med(v["ready"]) for c, v in rss.items() if v["ready"]}
         w("")
 
     if native:
@@ -287,6 +308,36 @@ def main(results, report_path):
             w(f"| `{r['benchmark']}` | {n:.0f} | {v:.0f} | {v / n:.2f} |")
         summary["v8_ns"] = {r["benchmark"]: {"native": float(r["native_ns"]), "v8": float(r["v8_wasm_ns"])} for r in v8}
         w("")
+        mem_path = os.path.join(results, "v8-memory.csv")
+        if os.path.exists(mem_path):
+            mem = list(csv.DictReader(open(mem_path)))
+            w("What the configuration of 10,000 entries keeps: the heap the parsed configuration holds (counted by "
+              "the allocator; wasm32 has 4-byte pointers) and how far the VM's linear memory grew for it.")
+            w("")
+            w("| measure | native KiB | in V8 (wasm) KiB |")
+            w("| --- | ---: | ---: |")
+            for r in mem:
+                w(f"| `{r['measure']}` | {r['native_kib'] or '-'} | {r['v8_wasm_kib']} |")
+            summary["v8_memory_kib"] = {r["measure"]: r["v8_wasm_kib"] for r in mem}
+            w("")
+        v8_by = {r["benchmark"]: float(r["v8_wasm_ns"]) for r in v8}
+        sig = {v: summary["variants"].get(v) for v in ("azp-rewrite", "hs256-rewrite", "es256-rewrite")}
+        if all(sig.values()):
+            w("### Signed client assertions in Envoy")
+            w("")
+            w("The rewritten refresh (4) against the same refresh for a `client_secret_jwt` (4h) and a "
+              "`private_key_jwt` (4e) target client, Envoy CPU per request (median of rounds), beside the time "
+              "minting one assertion takes in V8 (`sign/*` above).")
+            w("")
+            w("| target client | Envoy CPU us/req | more than secret | minting in V8 us | rps |")
+            w("| --- | ---: | ---: | ---: | ---: |")
+            base_cpu = sig["azp-rewrite"]["cpu_us_per_req"]
+            for v, what, mint in (("azp-rewrite", "client_secret_post", None), ("hs256-rewrite", "client_secret_jwt (HS256)", "sign/hs256"),
+                                  ("es256-rewrite", "private_key_jwt (ES256)", "sign/es256")):
+                c = sig[v]["cpu_us_per_req"]
+                m = f"{v8_by[mint] / 1000:.1f}" if mint in v8_by else "-"
+                w(f"| {what} | {c:.1f} | {c - base_cpu:+.1f} | {m} | {sig[v]['rps']:.0f} |")
+            w("")
 
     w("## Module sizes")
     w("")

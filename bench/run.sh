@@ -214,6 +214,10 @@ free_port() { python3 "${BENCH_DIR}/tools.py" free-port; }
 #   azp           as shipped: the filter only on the token/revoke/logout route
 #   azp-all       as shipped without `disabled: true`: the filter sees every request
 #   azp-ref       as shipped, with the reference module (BENCH_REFERENCE)
+#   azp-auth      as shipped, Keycloak named by `authorities` instead of `upstream_clusters`
+#   azp-10k       as shipped, with 5,000 realms x 2 clients more (10,002 entries)
+#   azp-hs256     as shipped, the target client as client_secret_jwt (HS256)
+#   azp-es256     as shipped, the target client as private_key_jwt (ES256)
 #   upstream      the direct_response upstream (envoy/upstream.yaml)
 config_source() {
   local shipped="${ROOT}/envoy/azp-bridge.yaml"
@@ -221,7 +225,7 @@ config_source() {
     none | none-b) CONFIG_SOURCE=("${shipped}" --remove-filter) ;;
     lua) CONFIG_SOURCE=("${shipped}" --replace-filter "${BENCH_DIR}/envoy/filters/lua.yaml") ;;
     buffer | buffer-headers) CONFIG_SOURCE=("${shipped}" --replace-filter "${BENCH_DIR}/envoy/filters/buffer.yaml") ;;
-    azp | azp-ref) CONFIG_SOURCE=("${shipped}") ;;
+    azp | azp-ref | azp-10k | azp-hs256 | azp-es256 | azp-auth) CONFIG_SOURCE=("${shipped}") ;;
     azp-all) CONFIG_SOURCE=("${shipped}" --enable-filter) ;;
     upstream) CONFIG_SOURCE=("${BENCH_DIR}/envoy/upstream.yaml") ;;
     *) die "unknown configuration $1" ;;
@@ -237,17 +241,21 @@ start_envoy() {
   port="$(free_port)"
   admin="$(free_port)"
   config_source "${config}"
-  local buffer_wasm="${BUFFER_WASM}" wasm="${WASM}" plugin_config="${PLUGIN_CONFIG}"
+  local buffer_wasm="${BUFFER_WASM}" wasm="${WASM}" plugin_config="PLUGIN_CONFIG=${PLUGIN_CONFIG}"
   [ "${config}" = buffer-headers ] && buffer_wasm="${BUFFER_HEADERS_WASM}"
-  if [ "${config}" = azp-ref ]; then
-    wasm="${REFERENCE_WASM}"
-    plugin_config="${REFERENCE_PLUGIN_CONFIG}"
-  fi
+  case "${config}" in
+    azp-ref)
+      wasm="${REFERENCE_WASM}"
+      plugin_config="PLUGIN_CONFIG=${REFERENCE_PLUGIN_CONFIG}"
+      ;;
+    # Over a megabyte for azp-10k: passed as a file (an argument has a size limit).
+    azp-10k | azp-hs256 | azp-es256 | azp-auth) plugin_config="PLUGIN_CONFIG@$(plugin_config_file "${config#azp-}")" ;;
+  esac
   python3 "${BENCH_DIR}/tools.py" render "${CONFIG_SOURCE[0]}" "${WORK}/${name}.yaml" "${CONFIG_SOURCE[@]:1}" \
     "LISTEN_ADDRESS=127.0.0.1" "LISTEN_PORT=${port}" "ADMIN_ADDRESS=127.0.0.1" "ADMIN_PORT=${admin}" \
     "UPSTREAM_HOST=127.0.0.1" "UPSTREAM_PORT=${upstream_port}" \
     "WASM_PATH=${wasm}" "BUFFER_WASM_PATH=${buffer_wasm}" "LUA_PATH=${LUA_SCRIPT}" \
-    "PLUGIN_CONFIG=${plugin_config}" "HOLD_HEADERS=false" "HOST_ENV_KEYS=[]" || die "cannot render ${config}"
+    "${plugin_config}" "HOLD_HEADERS=false" "HOST_ENV_KEYS=[]" || die "cannot render ${config}"
   if [ "${PIN}" = 1 ]; then
     if [ "${role}" = proxy ]; then pin=(taskset -c 1); else pin=(taskset -c 0); fi
   fi
@@ -264,6 +272,16 @@ start_envoy() {
     sleep 0.1
   done
   die "Envoy ${name} not ready after 30 s (log: ${WORK}/${name}.log)"
+}
+
+# The configuration file of a scale or signing variant (10k, hs256, es256), made once.
+plugin_config_file() {
+  local kind out
+  case "$1" in 10k) kind=tenants ;; auth) kind=authorities ;; *) kind="$1" ;; esac
+  out="${WORK}/plugin-config-$1.json"
+  [ -f "${out}" ] || python3 "${BENCH_DIR}/tools.py" plugin-config "${kind}" "${PLUGIN_CONFIG}" \
+    "${ROOT}/tests/fixtures/es256-test-key.pem" "${out}" || die "cannot write ${out}"
+  echo "${out}"
 }
 
 cpu_ticks() {
@@ -296,13 +314,14 @@ verify() {
   local token=/realms/demo/protocol/openid-connect/token
   local -A ports=()
   local started=()
-  for name in none lua buffer buffer-headers azp azp-all azp-ref; do
+  local verified=(none lua buffer buffer-headers azp azp-all azp-ref azp-10k azp-hs256 azp-es256)
+  for name in "${verified[@]}"; do
     start_envoy "verify-${name}" "${name}" 1 "${rec_port}"
     ports[${name}]="${ENVOY_PORT}"
     started+=("${ENVOY_PID}")
   done
   : >"${WORK}/recorded.jsonl"
-  for name in none lua buffer buffer-headers azp azp-all azp-ref; do
+  for name in "${verified[@]}"; do
     local p="${ports[${name}]}"
     post_form "${p}" "${token}?v=${name}&case=rewrite" rewrite.form
     post_form "${p}" "${token}?v=${name}&case=pass" pass.form
@@ -312,7 +331,7 @@ verify() {
   for name in "${started[@]}"; do stop "${name}"; done
   stop "${rec_pid}"
   python3 - "${WORK}/recorded.jsonl" "${BENCH_DIR}/fixtures" "${SECRET_POSTED}" <<'EOF'
-import json, sys, urllib.parse
+import base64, json, sys, urllib.parse
 recorded, fixtures, secret = sys.argv[1:]
 def fixture(name):
     return open(f"{fixtures}/{name}", encoding="latin-1").read()
@@ -322,24 +341,40 @@ rewritten = "&".join(p for p in original.split("&") if not p.startswith("client_
 expected = {
     ("none", "rewrite"): original, ("buffer", "rewrite"): original, ("buffer-headers", "rewrite"): original,
     ("lua", "rewrite"): rewritten, ("azp", "rewrite"): rewritten, ("azp-all", "rewrite"): rewritten,
-    ("azp-ref", "rewrite"): rewritten,
+    ("azp-ref", "rewrite"): rewritten, ("azp-10k", "rewrite"): rewritten,
 }
+# A signed client assertion differs per request (jti, iat): its prefix is
+# exact, then one compact JWS whose header names the algorithm.
+signed_prefix = "&".join(p for p in original.split("&") if not p.startswith("client_id=")) \
+    + "&client_id=admin&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer" \
+    + "&client_assertion="
+def signed(alg):
+    def check(body):
+        if not body or not body.startswith(signed_prefix):
+            return False
+        parts = body[len(signed_prefix):].split(".")
+        header = json.loads(base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4)))
+        return len(parts) == 3 and header.get("alg") == alg
+    return check
+expected[("azp-hs256", "rewrite")] = signed("HS256")
+expected[("azp-es256", "rewrite")] = signed("ES256")
 seen = {}
 for line in open(recorded):
     e = json.loads(line)
     q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(e["path"]).query))
     seen[(q["v"], q["case"])] = e["body"]
 problems = []
-for v in ("none", "lua", "buffer", "buffer-headers", "azp", "azp-all", "azp-ref"):
+for v in ("none", "lua", "buffer", "buffer-headers", "azp", "azp-all", "azp-ref", "azp-10k", "azp-hs256", "azp-es256"):
     want = {"rewrite": expected[(v, "rewrite")], "pass": fixture("pass.form"),
             "other": fixture("other.form"), "get": ""}
     for case, body in want.items():
         got = seen.get((v, case))
-        if got != body:
+        if not (body(got) if callable(body) else got == body):
             problems.append(f"{v}/{case}: forwarded {got!r:.80} ...")
 if problems:
     sys.exit("verify: " + "; ".join(problems))
-print("verify: Lua, azp-bridge and the reference module forward the same rewritten body; everything else byte for byte")
+print("verify: Lua, azp-bridge (also with 10,002 entries) and the reference module forward the same rewritten"
+      " body, the HS256 and ES256 clients a signed assertion; everything else byte for byte")
 EOF
 }
 
@@ -357,6 +392,11 @@ VARIANTS=(
   "azp-pass azp token-pass.lua"
   "ref-rewrite azp-ref token-rewrite.lua"
   "ref-pass azp-ref token-pass.lua"
+  "auth-rewrite azp-auth token-rewrite.lua"
+  "auth-pass azp-auth token-pass.lua"
+  "azp10k-rewrite azp-10k token-rewrite.lua"
+  "hs256-rewrite azp-hs256 token-rewrite.lua"
+  "es256-rewrite azp-es256 token-rewrite.lua"
   "none-other none other.lua"
   "none-other-b none-b other.lua"
   "buffer-other buffer other.lua"
@@ -424,13 +464,18 @@ run_rss() {
     return 0
   fi
   log "RSS at --concurrency 2 (${RSS_REPEATS} start(s) per configuration)"
-  echo "repeat,config,rss_idle_kib,rss_after_load_kib" >"${RESULTS}/rss.csv"
+  echo "repeat,config,rss_idle_kib,rss_after_load_kib,ready_ms" >"${RESULTS}/rss.csv"
+  local started ready_ms
   for rep in $(seq 1 "${RSS_REPEATS}"); do
-    for cfg in none buffer azp azp-ref; do
+    for cfg in none buffer azp azp-ref azp-10k; do
+      started="$(date +%s%N)"
       start_envoy "rss-${cfg}" "${cfg}" 2 "${upstream_port}"
+      # Start to ready: includes each VM's on_configure (the main thread's
+      # and the two workers').
+      ready_ms=$(( ($(date +%s%N) - started) / 1000000 ))
       idle="$(rss_kib "${ENVOY_PID}")"
       run_wrk "${ENVOY_PORT}" token-rewrite.lua "${SECONDS_PER_RUN}" >/dev/null
-      echo "${rep},${cfg},${idle},$(rss_kib "${ENVOY_PID}")" >>"${RESULTS}/rss.csv"
+      echo "${rep},${cfg},${idle},$(rss_kib "${ENVOY_PID}"),${ready_ms}" >>"${RESULTS}/rss.csv"
       stop "${ENVOY_PID}"
     done
   done
@@ -482,7 +527,7 @@ EOF
 # same loop natively: what running as wasm costs by itself, apart from Envoy's
 # host calls. Skipped without node.
 run_in_v8() {
-  rm -f "${RESULTS}/v8.csv"
+  rm -f "${RESULTS}/v8.csv" "${RESULTS}/v8-memory.csv"
   if ! command -v node >/dev/null; then
     log "no node: the decision-in-V8 figure is skipped"
     return 0
@@ -503,15 +548,21 @@ run_in_v8() {
     node --no-liftoff --no-warnings "${native_dir}/wasi.mjs" \
       "${loop_wasm}" "${V8_ITERATIONS}" | sed 's/^/v8,/' >>"${WORK}/v8.txt"
   done
-  python3 - "${WORK}/v8.txt" >"${RESULTS}/v8.csv" <<'EOF'
+  python3 - "${WORK}/v8.txt" "${RESULTS}/v8.csv" "${RESULTS}/v8-memory.csv" <<'EOF'
 import statistics, sys
-runs = {}
+runs, memory = {}, {}
 for line in open(sys.argv[1]):
-    where, name, ns = line.strip().split(",")
-    runs.setdefault(name, {}).setdefault(where, []).append(float(ns))
-print("benchmark,native_ns,v8_wasm_ns")
-for name, r in runs.items():
-    print(f"{name},{statistics.median(r['native']):.1f},{statistics.median(r['v8']):.1f}")
+    where, name, value = line.strip().split(",")
+    (memory if name.startswith("memory/") else runs).setdefault(name, {}).setdefault(where, []).append(float(value))
+with open(sys.argv[2], "w") as out:
+    print("benchmark,native_ns,v8_wasm_ns", file=out)
+    for name, r in runs.items():
+        print(f"{name},{statistics.median(r['native']):.1f},{statistics.median(r['v8']):.1f}", file=out)
+with open(sys.argv[3], "w") as out:
+    print("measure,native_kib,v8_wasm_kib", file=out)
+    for name, r in memory.items():
+        native = f"{statistics.median(r['native']):.0f}" if "native" in r else ""
+        print(f"{name},{native},{statistics.median(r['v8']):.0f}", file=out)
 EOF
 }
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Helpers for bench/run.sh (standard library only).
 
-  tools.py render TEMPLATE OUT [EDIT] NAME=VALUE...
-                                               fill ${NAME} placeholders (all must be given),
+  tools.py render TEMPLATE OUT [EDIT] NAME=VALUE|NAME@FILE...
+                                               fill ${NAME} placeholders (all must be given;
+                                               NAME@FILE: the value is FILE's text),
                                                after one optional edit of the HTTP filter
                                                named azp_bridge:
                                                  --remove-filter            drop it
@@ -11,6 +12,12 @@
   tools.py record PORT OUT.jsonl               an HTTP/1.1 upstream on 127.0.0.1 that
                                                answers 200 and records each request
   tools.py free-port                           print a free TCP port on 127.0.0.1
+  tools.py plugin-config KIND BASE_JSON KEY.pem OUT
+                                               BASE_JSON (the bench's configuration) made into:
+                                                 tenants   + 5,000 realms x 2 clients (10,002 entries)
+                                                 authorities  Keycloak by `authorities`, not `upstream_clusters`
+                                                 hs256     `admin` as client_secret_jwt
+                                                 es256     `admin` as private_key_jwt (KEY.pem)
 """
 import json
 import re
@@ -61,8 +68,11 @@ def render(template_path, out_path, args):
         text, args = edit_filter(text, "replace", args[1]), args[2:]
     values = {}
     for a in args:
-        name, _, value = a.partition("=")
-        values[name] = value
+        m = re.fullmatch(r"([A-Z_]+)(=|@)(.*)", a, re.S)
+        if not m:
+            sys.exit(f"render: not NAME=VALUE or NAME@FILE: {a[:40]}")
+        name, how, value = m.groups()
+        values[name] = value if how == "=" else open(value, encoding="utf-8").read()
     missing = sorted({m for m in re.findall(r"\$\{([A-Z_]+)\}", text) if m not in values})
     if missing:
         sys.exit(f"render: {template_path}: no value for {', '.join(missing)}")
@@ -122,6 +132,37 @@ def free_port():
         print(s.getsockname()[1])
 
 
+def plugin_config(kind, base_json, key_path, out_path):
+    """The bench's configuration grown for one of the scale or signing variants."""
+    config = json.loads(base_json)
+    admin = next(c for c in config["clients"] if c["client_id"] == "admin")
+    if kind == "tenants":
+        # The configuration of the scale budget: 5,000 realms x 2 clients
+        # beside the bench's own entries (whose realms they do not name).
+        config["clients"] += [
+            {"client_id": cid, "client_secret": f"secret-{r}-{cid}", "allowed_callers": ["mobile"], "realms": [f"tenant-{r}"]}
+            for r in range(5000) for cid in ("portal-a", "portal-b")
+        ]
+    elif kind == "authorities":
+        # Keycloak named by the request's host instead of the route's cluster
+        # (no `xds.cluster_name` read): what the cluster guard costs.
+        del config["upstream_clusters"]
+        config["authorities"] = ["127.0.0.1"]
+    elif kind == "hs256":
+        admin["auth_method"] = "client_secret_jwt"
+        admin["client_secret"] = "bench-hs256-secret-of-32-bytes-or-more"
+    elif kind == "es256":
+        admin["auth_method"] = "private_key_jwt"
+        del admin["client_secret"]
+        admin["private_key"] = open(key_path, encoding="utf-8").read()
+        admin["key_id"] = "bench"
+    else:
+        sys.exit(f"plugin-config: unknown kind {kind}")
+    with open(out_path, "w", encoding="utf-8") as f:
+        # One line, no single quote: the template puts it in '...'.
+        f.write(json.dumps(config, separators=(",", ":")))
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1] if len(sys.argv) > 1 else ""
     if cmd == "render" and len(sys.argv) >= 4:
@@ -130,5 +171,7 @@ if __name__ == "__main__":
         record(int(sys.argv[2]), sys.argv[3])
     elif cmd == "free-port":
         free_port()
+    elif cmd == "plugin-config" and len(sys.argv) == 6:
+        plugin_config(*sys.argv[2:])
     else:
         sys.exit(__doc__)

@@ -10,6 +10,8 @@
 #   LICENSE, CHANGELOG.md         under what terms, and what this version holds
 #   azp-bridge-VERSION.oci.tar    the compat image (deploy/oci/Dockerfile) as an OCI
 #                                 archive, only when docker buildx or buildah is installed
+#                                 (`make setup` installs buildah); with buildah the same
+#                                 commit gives the same bytes, and its image digest is printed
 #   SHA256SUMS                    `sha256sum -c SHA256SUMS` checks all of the above
 #
 # It refuses a work tree with changes: a release is the build of a commit.
@@ -77,7 +79,14 @@ status=0
 WASM="${DIST}/azp_bridge.wasm" IMAGE="azp-bridge:${version}" OCI_ARCHIVE="${PWD}/${DIST}/${archive}" \
   deploy/oci/build-image.sh > "${DIST}/.image.log" 2>&1 || status=$?
 case "${status}" in
-  0) echo "release: image azp-bridge:${version} written to ${DIST}/${archive}" ;;
+  0)
+    echo "release: image azp-bridge:${version} written to ${DIST}/${archive}"
+    image_digest="$(sed -n 's/^image digest: *//p' "${DIST}/.image.log")"
+    if [ -n "${image_digest}" ]; then
+      echo "release: image digest ${image_digest}: the WasmPlugin sha256 for an oci:// url once the"
+      echo "         archive is copied unchanged to a registry (skopeo copy oci-archive:${DIST}/${archive}:azp-bridge:${version} docker://...)"
+    fi
+    ;;
   2) echo "release: no image builder here (docker buildx with a running engine, or buildah): no OCI archive in ${DIST}/; \`make image\` on a machine with one" ;;
   *)
     cat "${DIST}/.image.log" >&2

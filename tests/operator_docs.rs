@@ -1,8 +1,9 @@
 //! What the operator documentation promises, checked against the files
 //! (no Envoy here; the behaviour behind each point is tested elsewhere):
 //! placeholder commands stop on an unset variable instead of deploying an
-//! unpinned module, and the failure-policy summaries say what
-//! tests/lost_bridge.rs shows for a remote module.
+//! unpinned module, the failure-policy summaries say what
+//! tests/lost_bridge.rs shows for a remote module, and the README names the
+//! tool versions scripts/check-manifests.sh pins.
 
 mod support;
 
@@ -116,4 +117,30 @@ fn failure_policy_summaries_say_what_a_remote_module_does() {
             assert!(text.contains(&flat(needle)), "{file} does not say {needle:?}");
         }
     }
+}
+
+#[test]
+fn readme_names_the_tool_versions_check_manifests_pins() {
+    let script = read("scripts/check-manifests.sh");
+    let pinned = |name: &str| {
+        script
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=\"")))
+            .and_then(|rest| rest.strip_suffix('"'))
+            .unwrap_or_else(|| panic!("scripts/check-manifests.sh sets {name}"))
+            .to_owned()
+    };
+    let readme = read("README.md");
+    for (name, module) in [
+        ("ISTIO_VERSION", "istio.io/istio"),
+        ("EG_VERSION", "github.com/envoyproxy/gateway"),
+    ] {
+        let version = pinned(name);
+        let row = format!("`{module}` `{version}`");
+        assert!(readme.contains(&row), "README.md does not name {row}");
+    }
+    assert!(readme.contains("make check-manifests"));
+    let makefile = read("Makefile");
+    assert!(makefile.contains("scripts/check-manifests.sh"));
+    assert!(read("scripts/test-matrix.sh").contains("scripts/check-manifests.sh"));
 }

@@ -114,3 +114,53 @@ pub mod criterion_cpu {
         }
     }
 }
+
+/// The multi-tenant configuration and refreshes that `benches/scale.rs` and
+/// `decide_loop` measure: `realms` realms x 2 clients.
+pub mod tenants {
+    use azp_bridge::endpoint::{Endpoint, Target};
+    use azp_bridge::policy::{CallerHeader, Inspection};
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+
+    /// The ES256 key of the end-to-end tests (a test key, never a real one).
+    pub const TEST_KEY: &str = include_str!("../../../tests/fixtures/es256-test-key.pem");
+
+    /// `realms` realms, each with a `portal-a` and a `portal-b` entry.
+    pub fn entries(realms: usize) -> String {
+        let clients: Vec<String> = (0..realms)
+            .flat_map(|r| {
+                ["portal-a", "portal-b"].map(|id| {
+                    format!(r#"{{"client_id":"{id}","client_secret":"secret-{r}-{id}","allowed_callers":["spa"],"realms":["r{r}"]}}"#)
+                })
+            })
+            .collect();
+        format!(
+            r#"{{"upstream_clusters":["keycloak"],"clients":[{}]}}"#,
+            clients.join(",")
+        )
+    }
+
+    /// A refresh by `spa` of a `portal-b` token of `realm`, as the filter sees it.
+    pub fn refresh(realm: &str) -> (Inspection, Vec<u8>) {
+        let payload = format!(
+            r#"{{"exp":1767225600,"iat":1767223800,"iss":"http://127.0.0.1:8080/realms/{realm}","aud":"http://127.0.0.1:8080/realms/{realm}","sub":"5d6f2c1a-8b3e-4f7a-9c2d-1e0f3a4b5c6d","typ":"Refresh","azp":"portal-b","sid":"0b6c1b4e-6a4e-4c6f-9d55-2f1c7e0d3a91","scope":"openid profile email"}}"#
+        );
+        let token = format!(
+            "eyJhbGciOiJIUzUxMiIsInR5cCI6IkpXVCJ9.{}.c2lnbmF0dXJl",
+            URL_SAFE_NO_PAD.encode(payload)
+        );
+        let inspection = Inspection {
+            target: Target {
+                endpoint: Endpoint::Token,
+                realm: realm.to_owned(),
+            },
+            caller: CallerHeader::None,
+            has_content_length: true,
+        };
+        (
+            inspection,
+            format!("grant_type=refresh_token&client_id=spa&refresh_token={token}").into_bytes(),
+        )
+    }
+}
