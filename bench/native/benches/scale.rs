@@ -5,9 +5,9 @@
 
 use azp_bridge::assertion::{self, AssertionKey, Claims};
 use azp_bridge::config::{self, Config};
-use azp_bridge::policy::{self, Outcome};
+use azp_bridge::policy;
 use azp_bridge_native_bench::criterion_cpu::CpuTime;
-use azp_bridge_native_bench::tenants::{entries, refresh, TEST_KEY};
+use azp_bridge_native_bench::tenants::{entries, scale_refreshes, TEST_KEY};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 
 fn benches(c: &mut Criterion<CpuTime>) {
@@ -15,14 +15,7 @@ fn benches(c: &mut Criterion<CpuTime>) {
     let parse = |json: &str| -> Config { config::parse(json.as_bytes(), &|_| None).expect("parses") };
     let (one, big) = (parse(&entries(1)), parse(&big_json));
     assert_eq!(big.clients.len(), 10_000);
-    let (one_inspection, one_body) = refresh("r0");
-    let (big_inspection, big_body) = refresh("r2500");
-    for (config, inspection, body) in [(&one, &one_inspection, &one_body), (&big, &big_inspection, &big_body)] {
-        assert!(matches!(
-            policy::decide(config, inspection, body).outcome,
-            Outcome::Rewrite(_)
-        ));
-    }
+    let [(one_inspection, one_body), (big_inspection, big_body)] = scale_refreshes(&one, &big);
     let mut group = c.benchmark_group("scale");
     group.sample_size(20);
     group.bench_function("configure_10000_entries", |b| b.iter(|| parse(black_box(&big_json))));

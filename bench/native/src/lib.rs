@@ -118,8 +118,9 @@ pub mod criterion_cpu {
 /// The multi-tenant configuration and refreshes that `benches/scale.rs` and
 /// `decide_loop` measure: `realms` realms x 2 clients.
 pub mod tenants {
+    use azp_bridge::config::Config;
     use azp_bridge::endpoint::{Endpoint, Target};
-    use azp_bridge::policy::{CallerHeader, Inspection};
+    use azp_bridge::policy::{self, CallerHeader, Inspection, Outcome};
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine;
 
@@ -162,5 +163,19 @@ pub mod tenants {
             inspection,
             format!("grant_type=refresh_token&client_id=spa&refresh_token={token}").into_bytes(),
         )
+    }
+
+    /// The refreshes the scale benchmarks decide: one of realm r0 for the
+    /// one-realm configuration, one of realm r2500 for 5,000 realms; both
+    /// checked to be rewritten.
+    pub fn scale_refreshes(one: &Config, big: &Config) -> [(Inspection, Vec<u8>); 2] {
+        let cases = [refresh("r0"), refresh("r2500")];
+        for (config, (inspection, body)) in [one, big].into_iter().zip(&cases) {
+            assert!(matches!(
+                policy::decide(config, inspection, body).outcome,
+                Outcome::Rewrite(_)
+            ));
+        }
+        cases
     }
 }

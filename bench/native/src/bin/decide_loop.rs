@@ -12,7 +12,7 @@ use azp_bridge::config;
 use azp_bridge::endpoint::{Endpoint, Target};
 use azp_bridge::policy::{self, CallerHeader, Inspection, Outcome};
 use azp_bridge_native_bench::cpu_time_ns;
-use azp_bridge_native_bench::tenants::{entries, refresh, TEST_KEY};
+use azp_bridge_native_bench::tenants::{entries, scale_refreshes, TEST_KEY};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -109,14 +109,7 @@ fn main() {
     let big = parse(&big_json);
     let (pages_after, live_after) = (memory_pages(), LIVE.load(Ordering::Relaxed));
     assert_eq!(big.clients.len(), 10_000);
-    let (one_inspection, one_body) = refresh("r0");
-    let (big_inspection, big_body) = refresh("r2500");
-    for (config, inspection, body) in [(&one, &one_inspection, &one_body), (&big, &big_inspection, &big_body)] {
-        assert!(matches!(
-            policy::decide(config, inspection, body).outcome,
-            Outcome::Rewrite(_)
-        ));
-    }
+    let [(one_inspection, one_body), (big_inspection, big_body)] = scale_refreshes(&one, &big);
     time("scale/decide_1_entry", iterations, || {
         black_box(policy::decide(
             black_box(&one),
