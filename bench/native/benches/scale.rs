@@ -3,11 +3,11 @@
 //! realms x 2 clients), the decision with 10,000 entries against one, and
 //! HS256 / ES256 minting. CPU time of the benchmarking thread.
 
-use azp_bridge::assertion::{self, AssertionKey, Claims};
+use azp_bridge::assertion;
 use azp_bridge::config::{self, Config};
 use azp_bridge::policy;
 use azp_bridge_native_bench::criterion_cpu::CpuTime;
-use azp_bridge_native_bench::tenants::{entries, scale_refreshes, TEST_KEY};
+use azp_bridge_native_bench::tenants::{entries, scale_refreshes, signing};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 
 fn benches(c: &mut Criterion<CpuTime>) {
@@ -29,14 +29,7 @@ fn benches(c: &mut Criterion<CpuTime>) {
     });
     group.finish();
 
-    let hs = AssertionKey::Hs256(b"0123456789abcdef0123456789abcdef".to_vec());
-    let es = AssertionKey::es256_from_pem(TEST_KEY).expect("the test key");
-    let claims = Claims {
-        client_id: "portal-b",
-        audience: "http://127.0.0.1:8080/realms/r0",
-        now_seconds: 1_767_223_800,
-        jti: [5; 16],
-    };
+    let (hs, es, claims) = signing();
     let mut group = c.benchmark_group("sign");
     group.bench_function("hs256", |b| {
         b.iter(|| assertion::mint(black_box(&hs), None, black_box(&claims)))

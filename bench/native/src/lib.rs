@@ -118,6 +118,7 @@ pub mod criterion_cpu {
 /// The multi-tenant configuration and refreshes that `benches/scale.rs` and
 /// `decide_loop` measure: `realms` realms x 2 clients.
 pub mod tenants {
+    use azp_bridge::assertion::{self, AssertionKey, Claims};
     use azp_bridge::config::Config;
     use azp_bridge::endpoint::{Endpoint, Target};
     use azp_bridge::policy::{self, CallerHeader, Inspection, Outcome};
@@ -177,5 +178,21 @@ pub mod tenants {
             ));
         }
         cases
+    }
+
+    /// An HS256 and an ES256 key and the claims of one assertion, each key
+    /// checked to mint.
+    pub fn signing() -> (AssertionKey, AssertionKey, Claims<'static>) {
+        let hs = AssertionKey::Hs256(b"0123456789abcdef0123456789abcdef".to_vec());
+        let es = AssertionKey::es256_from_pem(TEST_KEY).expect("the test key");
+        let claims = Claims {
+            client_id: "portal-b",
+            audience: "http://127.0.0.1:8080/realms/r0",
+            now_seconds: 1_767_223_800,
+            jti: [5; 16],
+        };
+        assertion::mint(&hs, None, &claims).expect("HS256 mints");
+        assertion::mint(&es, Some("k"), &claims).expect("ES256 mints");
+        (hs, es, claims)
     }
 }

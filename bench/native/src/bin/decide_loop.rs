@@ -7,12 +7,12 @@
 //! `memory/NAME,kib` lines: the heap the parsed configuration keeps, counted
 //! by the allocator (on wasm32 also how far the linear memory grew).
 
-use azp_bridge::assertion::{self, AssertionKey, Claims};
+use azp_bridge::assertion;
 use azp_bridge::config;
 use azp_bridge::endpoint::{Endpoint, Target};
 use azp_bridge::policy::{self, CallerHeader, Inspection, Outcome};
 use azp_bridge_native_bench::cpu_time_ns;
-use azp_bridge_native_bench::tenants::{entries, scale_refreshes, TEST_KEY};
+use azp_bridge_native_bench::tenants::{entries, scale_refreshes, signing};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -138,16 +138,7 @@ fn main() {
 
     // One signed client assertion, as each rewritten request of a
     // client_secret_jwt or private_key_jwt client mints.
-    let hs = AssertionKey::Hs256(b"0123456789abcdef0123456789abcdef".to_vec());
-    let es = AssertionKey::es256_from_pem(TEST_KEY).expect("the test key");
-    let claims = Claims {
-        client_id: "portal-b",
-        audience: "http://127.0.0.1:8080/realms/r0",
-        now_seconds: 1_767_223_800,
-        jti: [5; 16],
-    };
-    assertion::mint(&hs, None, &claims).expect("HS256 mints");
-    assertion::mint(&es, Some("k"), &claims).expect("ES256 mints");
+    let (hs, es, claims) = signing();
     time("sign/hs256", (iterations / 4).max(1), || {
         let _ = black_box(assertion::mint(black_box(&hs), None, black_box(&claims)));
     });
