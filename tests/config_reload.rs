@@ -12,7 +12,7 @@ use support::http1::{self, form_post};
 use support::upstream::Upstream;
 use support::{envoy_bin, free_port, local_values, render, repo_root, wasm_path, TempDir};
 
-const TOKEN_PATH: &str = "/realms/demo/protocol/openid-connect/token";
+use support::TOKEN_PATH;
 
 fn plugin(secret: &str) -> String {
     format!(

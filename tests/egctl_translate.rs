@@ -36,7 +36,7 @@ use support::{repo_root, EnvoySpec, TempDir};
 const TARGET: &str = "spring-boot-admin-client";
 const CALLER: &str = "mobile-app-client";
 const SECRET_ENV: &str = "ADMIN_CLIENT_SECRET";
-const TOKEN_PATH: &str = "/realms/demo/protocol/openid-connect/token";
+use support::TOKEN_PATH;
 const SECRET: &str = "eg-s3cret/+&=";
 const SECRET_FORM: &str = "eg-s3cret%2F%2B%26%3D";
 /// The cluster Envoy Gateway builds for rule 0 of HTTPRoute keycloak/keycloak.

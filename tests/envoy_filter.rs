@@ -9,7 +9,7 @@ use support::http1::{self, chunked_form_post, form_post, Connection};
 use support::upstream::{Upstream, UPSTREAM_BODY};
 use support::{h2client, EnvoySpec};
 
-const TOKEN_PATH: &str = "/realms/demo/protocol/openid-connect/token";
+use support::TOKEN_PATH;
 const ADMIN_SECRET: &str = "adm1n-Secret/+&=";
 const ADMIN_SECRET_POSTED: &str = "adm1n-Secret%2F%2B%26%3D";
 const BASIC_SECRET: &str = "basic:secret";

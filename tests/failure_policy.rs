@@ -11,7 +11,7 @@ use support::http1::{self, form_post};
 use support::upstream::Upstream;
 use support::EnvoySpec;
 
-const TOKEN_PATH: &str = "/realms/demo/protocol/openid-connect/token";
+use support::TOKEN_PATH;
 const CONFIG: &str = r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"admin","client_secret":"s3cret","allowed_callers":["mobile"]}]}"#;
 
 fn refresh_body() -> String {

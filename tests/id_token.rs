@@ -10,7 +10,7 @@ use support::http1::{self, form_post, Response};
 use support::upstream::{Answer, Upstream};
 use support::{h2client, Envoy, EnvoySpec};
 
-const TOKEN_PATH: &str = "/realms/demo/protocol/openid-connect/token";
+use support::TOKEN_PATH;
 const SECRET: &str = "r3sponse-Secret";
 const TOKENS: &str = r#"{"access_token":"aaa.bbb.ccc","expires_in":300,"refresh_expires_in":1800,"refresh_token":"ddd.eee.fff","token_type":"Bearer","id_token":"ggg.hhh.iii","not-before-policy":0,"session_state":"s1","scope":"openid profile email"}"#;
 const WITHOUT_ID_TOKEN: &str = r#"{"access_token":"aaa.bbb.ccc","expires_in":300,"refresh_expires_in":1800,"refresh_token":"ddd.eee.fff","token_type":"Bearer","not-before-policy":0,"session_state":"s1","scope":"openid profile email"}"#;

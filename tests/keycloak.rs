@@ -376,21 +376,24 @@ fn expect_error(answer: &Answer, status: u16, error: &str, description: &str) {
     );
 }
 
+/// spring-boot-admin-client's password-grant login of `user`, directly at
+/// Keycloak, with `extra` parameters.
+fn admin_login(ctx: &Ctx, user: &str, extra: &[(&str, &str)]) -> Answer {
+    let password = format!("{user}-password");
+    let mut pairs = vec![
+        ("grant_type", "password"),
+        ("client_id", ADMIN_CLIENT),
+        ("client_secret", ADMIN_CLIENT_SECRET),
+        ("username", user),
+        ("password", &password),
+    ];
+    pairs.extend_from_slice(extra);
+    direct(ctx, "token", &pairs)
+}
+
 /// A refresh token issued to spring-boot-admin-client by the password grant.
 fn admin_refresh_token(ctx: &Ctx, user: &str) -> String {
-    let password = format!("{user}-password");
-    let answer = direct(
-        ctx,
-        "token",
-        &[
-            ("grant_type", "password"),
-            ("client_id", ADMIN_CLIENT),
-            ("client_secret", ADMIN_CLIENT_SECRET),
-            ("username", user),
-            ("password", &password),
-        ],
-    );
-    expect_tokens(&answer, ADMIN_CLIENT)
+    expect_tokens(&admin_login(ctx, user, &[]), ADMIN_CLIENT)
 }
 
 fn refresh_as(ctx: &Ctx, port: u16, caller: &str, refresh_token: &str) -> Answer {
@@ -1065,19 +1068,7 @@ fn http2_client_through_envoy(ctx: &Ctx) {
 /// A refresh token of the admin client from a login that asked for
 /// `scope=openid`: its refreshes carry an ID token.
 fn admin_openid_refresh_token(ctx: &Ctx, user: &str) -> String {
-    let password = format!("{user}-password");
-    let answer = direct(
-        ctx,
-        "token",
-        &[
-            ("grant_type", "password"),
-            ("client_id", ADMIN_CLIENT),
-            ("client_secret", ADMIN_CLIENT_SECRET),
-            ("username", user),
-            ("password", &password),
-            ("scope", "openid"),
-        ],
-    );
+    let answer = admin_login(ctx, user, &[("scope", "openid")]);
     assert!(answer.json["id_token"].is_string(), "an openid login has an id_token");
     expect_tokens(&answer, ADMIN_CLIENT)
 }

@@ -25,7 +25,7 @@ use support::http1::{self, form_post};
 use support::upstream::Upstream;
 use support::{repo_root, wasm_path, Envoy, EnvoySpec};
 
-const TOKEN_PATH: &str = "/realms/demo/protocol/openid-connect/token";
+use support::TOKEN_PATH;
 /// A variable nobody sets: the Secret never reached the proxy.
 const SECRET_ENV: &str = "AZP_LOST_BRIDGE_SECRET";
 

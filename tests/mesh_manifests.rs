@@ -33,7 +33,7 @@ use support::{repo_root, EnvoySpec, TempDir};
 const TARGET: &str = "spring-boot-admin-client";
 const CALLER: &str = "mobile-app-client";
 const SECRET_ENV: &str = "ADMIN_CLIENT_SECRET";
-const TOKEN_PATH: &str = "/realms/demo/protocol/openid-connect/token";
+use support::TOKEN_PATH;
 /// The secret the tests put in the gateway's environment, and how it looks form-encoded.
 const SECRET: &str = "mesh-s3cret/+&=";
 const SECRET_FORM: &str = "mesh-s3cret%2F%2B%26%3D";

@@ -13,7 +13,7 @@ use support::http1::{self, form_post, Connection};
 use support::upstream::Upstream;
 use support::{Envoy, EnvoySpec};
 
-const TOKEN_PATH: &str = "/realms/demo/protocol/openid-connect/token";
+use support::TOKEN_PATH;
 const SECRET: &str = "ops-s3cret";
 
 fn plugin_config(extra: &str) -> String {

@@ -14,7 +14,7 @@ use support::http1::{self, form_post};
 use support::upstream::Upstream;
 use support::{repo_root, EnvoySpec, TempDir};
 
-const TOKEN_PATH: &str = "/realms/demo/protocol/openid-connect/token";
+use support::TOKEN_PATH;
 /// An inline secret with two spaces: a squeezing renderer would change it.
 const SPACED_SECRET: &str = "pa  ss";
 const KEYCLOAK_NAME: &str = "keycloak.internal.test";

@@ -10,7 +10,7 @@ use base64::Engine;
 use support::two_hosts::{self, Gateway};
 use support::EnvoySpec;
 
-const TOKEN_PATH: &str = "/realms/demo/protocol/openid-connect/token";
+use support::TOKEN_PATH;
 const SECRET: &str = "gu4rd-Secret/+&=";
 const BASIC_SECRET: &str = "b4sic:Secret";
 

@@ -19,6 +19,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+/// The demo realm's token endpoint, where every suite sends its refreshes.
+pub const TOKEN_PATH: &str = "/realms/demo/protocol/openid-connect/token";
+
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
