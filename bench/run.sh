@@ -21,6 +21,12 @@
 #   BENCH_REFERENCE=21b7dbb           the commit whose module is the reference ("ref-*" variants):
 #                                     the last one before the design's packages (serde, serde_json, base64);
 #                                     built once into .cache/bench-reference-<commit>.wasm
+#   BENCH_STEPS="sec=4842636 pkgs=75a421c idt=84b3e4d"
+#                                     commits between the reference and today, each run as
+#                                     "<name>-rewrite" and "<name>-pass" with its own module, so the
+#                                     report can say what each step cost: the security fixes before the
+#                                     move (sec), the move to the design's packages (pkgs), the id_token
+#                                     drop (idt). Built like the reference; "" runs none.
 #   BENCH_BUFFER_WASM=<path>          likewise for the minimal filter (for experiments)
 #   BENCH_BUFFER_HEADERS_WASM=<path>  likewise for the minimal filter that also reads the headers
 #   ENVOY_BIN, VENV                   the Envoy binary, and the virtualenv for matplotlib
@@ -64,6 +70,15 @@ PLUGIN_CONFIG='{"upstream_clusters":["keycloak"],"clients":[{"client_id":"admin"
 # The reference module predates upstream_clusters (and refuses unknown fields).
 REFERENCE="${BENCH_REFERENCE:-21b7dbb}"
 REFERENCE_PLUGIN_CONFIG="${PLUGIN_CONFIG/\"upstream_clusters\":\[\"keycloak\"\],/}"
+# The steps' modules all take PLUGIN_CONFIG as it is (upstream_clusters came
+# with the first of them). STEP_NAMES keeps their order.
+STEPS="${BENCH_STEPS-sec=4842636 pkgs=75a421c idt=84b3e4d}"
+STEP_NAMES=()
+declare -A STEP_COMMIT=() STEP_WASM=()
+for step in ${STEPS}; do
+  STEP_NAMES+=("${step%%=*}")
+  STEP_COMMIT[${step%%=*}]="${step#*=}"
+done
 # What Envoy must forward for fixtures/rewrite.form once the credentials are swapped.
 SECRET_POSTED='bench-Secret%2F%2B%26%3D'
 
@@ -184,20 +199,33 @@ build() {
   build_reference
 }
 
-# The reference module: BENCH_REFERENCE's source (git archive), built release
-# for wasm32-wasip1 and shrunk by the same scripts/wasm-opt.sh; cached.
+# The reference module and the steps' modules: each commit's source (git
+# archive), built release for wasm32-wasip1 and shrunk by the same
+# scripts/wasm-opt.sh; cached in .cache/bench-reference-<commit>.wasm.
 build_reference() {
+  module_of "${REFERENCE}" BENCH_REFERENCE
+  REFERENCE_WASM="${MODULE}"
+  local name
+  for name in "${STEP_NAMES[@]+"${STEP_NAMES[@]}"}"; do
+    module_of "${STEP_COMMIT[${name}]}" "BENCH_STEPS ${name}"
+    STEP_WASM[${name}]="${MODULE}"
+  done
+}
+
+# module_of REV WHAT: sets MODULE to the path of REV's module, building it once.
+module_of() {
   local commit
-  commit="$(git rev-parse --verify --quiet "${REFERENCE}^{commit}")" || die "BENCH_REFERENCE ${REFERENCE} is not a commit here"
-  REFERENCE_WASM="${ROOT}/.cache/bench-reference-${commit:0:12}.wasm"
-  [ -f "${REFERENCE_WASM}" ] && return 0
-  log "building the reference module of ${commit:0:12} (once; .cache/)"
+  commit="$(git rev-parse --verify --quiet "$1^{commit}")" || die "$2: $1 is not a commit here"
+  MODULE="${ROOT}/.cache/bench-reference-${commit:0:12}.wasm"
+  [ -f "${MODULE}" ] && return 0
+  log "building the module of ${commit:0:12} ($2; once, into .cache/)"
+  rm -rf "${WORK}/reference"
   mkdir -p "${WORK}/reference" "${ROOT}/.cache"
   git archive "${commit}" | tar -x -C "${WORK}/reference"
   (cd "${WORK}/reference" && cargo build --quiet --release --lib --target wasm32-wasip1) ||
-    die "the reference module did not build"
-  "${ROOT}/scripts/wasm-opt.sh" "${WORK}/reference/target/wasm32-wasip1/release/azp_bridge.wasm" "${REFERENCE_WASM}.tmp"
-  mv "${REFERENCE_WASM}.tmp" "${REFERENCE_WASM}"
+    die "the module of ${commit:0:12} did not build"
+  "${ROOT}/scripts/wasm-opt.sh" "${WORK}/reference/target/wasm32-wasip1/release/azp_bridge.wasm" "${MODULE}.tmp"
+  mv "${MODULE}.tmp" "${MODULE}"
 }
 
 free_port() { python3 "${BENCH_DIR}/tools.py" free-port; }
@@ -214,6 +242,7 @@ free_port() { python3 "${BENCH_DIR}/tools.py" free-port; }
 #   azp           as shipped: the filter only on the token/revoke/logout route
 #   azp-all       as shipped without `disabled: true`: the filter sees every request
 #   azp-ref       as shipped, with the reference module (BENCH_REFERENCE)
+#   azp-step-NAME as shipped, with the module of BENCH_STEPS' commit NAME
 #   azp-auth      as shipped, Keycloak named by `authorities` instead of `upstream_clusters`
 #   azp-10k       as shipped, with 5,000 realms x 2 clients more (10,002 entries)
 #   azp-hs256     as shipped, the target client as client_secret_jwt (HS256)
@@ -225,7 +254,7 @@ config_source() {
     none | none-b) CONFIG_SOURCE=("${shipped}" --remove-filter) ;;
     lua) CONFIG_SOURCE=("${shipped}" --replace-filter "${BENCH_DIR}/envoy/filters/lua.yaml") ;;
     buffer | buffer-headers) CONFIG_SOURCE=("${shipped}" --replace-filter "${BENCH_DIR}/envoy/filters/buffer.yaml") ;;
-    azp | azp-ref | azp-10k | azp-hs256 | azp-es256 | azp-auth) CONFIG_SOURCE=("${shipped}") ;;
+    azp | azp-ref | azp-10k | azp-hs256 | azp-es256 | azp-auth | azp-step-*) CONFIG_SOURCE=("${shipped}") ;;
     azp-all) CONFIG_SOURCE=("${shipped}" --enable-filter) ;;
     upstream) CONFIG_SOURCE=("${BENCH_DIR}/envoy/upstream.yaml") ;;
     *) die "unknown configuration $1" ;;
@@ -248,6 +277,7 @@ start_envoy() {
       wasm="${REFERENCE_WASM}"
       plugin_config="PLUGIN_CONFIG=${REFERENCE_PLUGIN_CONFIG}"
       ;;
+    azp-step-*) wasm="${STEP_WASM[${config#azp-step-}]:-}" ;;
     # Over a megabyte for azp-10k: passed as a file (an argument has a size limit).
     azp-10k | azp-hs256 | azp-es256 | azp-auth) plugin_config="PLUGIN_CONFIG@$(plugin_config_file "${config#azp-}")" ;;
   esac
@@ -315,6 +345,7 @@ verify() {
   local -A ports=()
   local started=()
   local verified=(none lua buffer buffer-headers azp azp-all azp-ref azp-10k azp-hs256 azp-es256)
+  for name in "${STEP_NAMES[@]+"${STEP_NAMES[@]}"}"; do verified+=("azp-step-${name}"); done
   for name in "${verified[@]}"; do
     start_envoy "verify-${name}" "${name}" 1 "${rec_port}"
     ports[${name}]="${ENVOY_PORT}"
@@ -330,9 +361,9 @@ verify() {
   done
   for name in "${started[@]}"; do stop "${name}"; done
   stop "${rec_pid}"
-  python3 - "${WORK}/recorded.jsonl" "${BENCH_DIR}/fixtures" "${SECRET_POSTED}" <<'EOF'
+  python3 - "${WORK}/recorded.jsonl" "${BENCH_DIR}/fixtures" "${SECRET_POSTED}" "${verified[@]}" <<'EOF'
 import base64, json, sys, urllib.parse
-recorded, fixtures, secret = sys.argv[1:]
+recorded, fixtures, secret, *verified = sys.argv[1:]
 def fixture(name):
     return open(f"{fixtures}/{name}", encoding="latin-1").read()
 original = fixture("rewrite.form")
@@ -358,13 +389,16 @@ def signed(alg):
     return check
 expected[("azp-hs256", "rewrite")] = signed("HS256")
 expected[("azp-es256", "rewrite")] = signed("ES256")
+for v in verified:
+    if v.startswith("azp-step-"):
+        expected[(v, "rewrite")] = rewritten
 seen = {}
 for line in open(recorded):
     e = json.loads(line)
     q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(e["path"]).query))
     seen[(q["v"], q["case"])] = e["body"]
 problems = []
-for v in ("none", "lua", "buffer", "buffer-headers", "azp", "azp-all", "azp-ref", "azp-10k", "azp-hs256", "azp-es256"):
+for v in verified:
     want = {"rewrite": expected[(v, "rewrite")], "pass": fixture("pass.form"),
             "other": fixture("other.form"), "get": ""}
     for case, body in want.items():
@@ -373,8 +407,8 @@ for v in ("none", "lua", "buffer", "buffer-headers", "azp", "azp-all", "azp-ref"
             problems.append(f"{v}/{case}: forwarded {got!r:.80} ...")
 if problems:
     sys.exit("verify: " + "; ".join(problems))
-print("verify: Lua, azp-bridge (also with 10,002 entries) and the reference module forward the same rewritten"
-      " body, the HS256 and ES256 clients a signed assertion; everything else byte for byte")
+print("verify: Lua, azp-bridge (also with 10,002 entries), the reference module and the steps' modules forward"
+      " the same rewritten body, the HS256 and ES256 clients a signed assertion; everything else byte for byte")
 EOF
 }
 
@@ -397,12 +431,26 @@ VARIANTS=(
   "azp10k-rewrite azp-10k token-rewrite.lua"
   "hs256-rewrite azp-hs256 token-rewrite.lua"
   "es256-rewrite azp-es256 token-rewrite.lua"
+  "STEPS"
   "none-other none other.lua"
   "none-other-b none-b other.lua"
   "buffer-other buffer other.lua"
   "azp-other azp other.lua"
   "azp-all-other azp-all other.lua"
 )
+
+# The steps' variants go where "STEPS" stands.
+with_steps=()
+for v in "${VARIANTS[@]}"; do
+  if [ "${v}" = STEPS ]; then
+    for step in "${STEP_NAMES[@]+"${STEP_NAMES[@]}"}"; do
+      with_steps+=("${step}-rewrite azp-step-${step} token-rewrite.lua" "${step}-pass azp-step-${step} token-pass.lua")
+    done
+  else
+    with_steps+=("${v}")
+  fi
+done
+VARIANTS=("${with_steps[@]}")
 
 # run_wrk PORT SCRIPT SECONDS: prints wrk's BENCH_RESULT fields.
 run_wrk() {
@@ -585,6 +633,10 @@ json.dump({
   "azp_bridge_wasm_bytes": $(stat -c %s "${WASM}"),
   "reference": "$(git rev-parse --short=7 "${REFERENCE}")",
   "reference_wasm_bytes": $(stat -c %s "${REFERENCE_WASM}"),
+  "steps": [$(for name in "${STEP_NAMES[@]+"${STEP_NAMES[@]}"}"; do
+    printf '{"name": "%s", "commit": "%s", "wasm_bytes": %s}, ' "${name}" \
+      "$(git rev-parse --short=7 "${STEP_COMMIT[${name}]}")" "$(stat -c %s "${STEP_WASM[${name}]}")"
+  done)],
   "buffer_filter_wasm_bytes": $(stat -c %s "${BUFFER_WASM}"),
   "buffer_filter_headers_wasm_bytes": $(stat -c %s "${BUFFER_HEADERS_WASM}"),
   "rounds": ${ROUNDS}, "seconds": ${SECONDS_PER_RUN}, "connections": ${CONNECTIONS},
