@@ -4,7 +4,7 @@
 CARGO ?= cargo
 WASM  := target/wasm32-wasip1/release/azp_bridge.wasm
 
-.PHONY: all setup build lint unit test test-matrix check-manifests image release demo demo-stop compose-config fuzz bench clean
+.PHONY: all setup build lint unit test test-matrix check-manifests image release demo demo-stop compose-config fuzz bench bench-icount clean
 
 all: build
 
@@ -75,6 +75,11 @@ compose-config:
 ## Benchmarks: BENCHMARKS.md and bench/results/ (~13 min; BENCH_QUICK=1 for ~2 min).
 bench: build
 	@bench/run.sh
+
+## Envoy instructions per request under callgrind, per module and refresh
+## (bench/results/icount.md; ~15 min): steady where the timed rounds are noisy.
+bench-icount: build
+	@bench/icount.sh
 
 ## Coverage-guided fuzzing (nightly + cargo fuzz, installed on first use).
 fuzz:

@@ -65,8 +65,8 @@ LUA_SCRIPT="${BENCH_DIR}/envoy/azp-swap.lua"
 CLK_TCK="$(getconf CLK_TCK)"
 
 # azp-bridge's configuration for every variant that runs it (the Lua script
-# carries the same clients).
-PLUGIN_CONFIG='{"upstream_clusters":["keycloak"],"clients":[{"client_id":"admin","client_secret":"bench-Secret/+&=","allowed_callers":["mobile","spa"],"realms":["demo"]},{"client_id":"reporting","client_secret":"rep0rting-secret","allowed_callers":["mobile"]}]}'
+# carries the same clients; bench/icount.sh reads it too).
+PLUGIN_CONFIG="$(cat "${BENCH_DIR}/fixtures/plugin-config.json")"
 # The reference module predates upstream_clusters (and refuses unknown fields).
 REFERENCE="${BENCH_REFERENCE:-21b7dbb}"
 REFERENCE_PLUGIN_CONFIG="${PLUGIN_CONFIG/\"upstream_clusters\":\[\"keycloak\"\],/}"
@@ -199,33 +199,15 @@ build() {
   build_reference
 }
 
-# The reference module and the steps' modules: each commit's source (git
-# archive), built release for wasm32-wasip1 and shrunk by the same
-# scripts/wasm-opt.sh; cached in .cache/bench-reference-<commit>.wasm.
+# The reference module and the steps' modules (bench/module-of.sh: each
+# commit's source, built once into .cache/).
 build_reference() {
-  module_of "${REFERENCE}" BENCH_REFERENCE
-  REFERENCE_WASM="${MODULE}"
+  REFERENCE_WASM="$("${BENCH_DIR}/module-of.sh" "${REFERENCE}")" || die "BENCH_REFERENCE ${REFERENCE}: no module"
   local name
   for name in "${STEP_NAMES[@]+"${STEP_NAMES[@]}"}"; do
-    module_of "${STEP_COMMIT[${name}]}" "BENCH_STEPS ${name}"
-    STEP_WASM[${name}]="${MODULE}"
+    STEP_WASM[${name}]="$("${BENCH_DIR}/module-of.sh" "${STEP_COMMIT[${name}]}")" ||
+      die "BENCH_STEPS ${name}: no module"
   done
-}
-
-# module_of REV WHAT: sets MODULE to the path of REV's module, building it once.
-module_of() {
-  local commit
-  commit="$(git rev-parse --verify --quiet "$1^{commit}")" || die "$2: $1 is not a commit here"
-  MODULE="${ROOT}/.cache/bench-reference-${commit:0:12}.wasm"
-  [ -f "${MODULE}" ] && return 0
-  log "building the module of ${commit:0:12} ($2; once, into .cache/)"
-  rm -rf "${WORK}/reference"
-  mkdir -p "${WORK}/reference" "${ROOT}/.cache"
-  git archive "${commit}" | tar -x -C "${WORK}/reference"
-  (cd "${WORK}/reference" && cargo build --quiet --release --lib --target wasm32-wasip1) ||
-    die "the module of ${commit:0:12} did not build"
-  "${ROOT}/scripts/wasm-opt.sh" "${WORK}/reference/target/wasm32-wasip1/release/azp_bridge.wasm" "${MODULE}.tmp"
-  mv "${MODULE}.tmp" "${MODULE}"
 }
 
 free_port() { python3 "${BENCH_DIR}/tools.py" free-port; }

@@ -18,7 +18,12 @@
                                                  authorities  Keycloak by `authorities`, not `upstream_clusters`
                                                  hs256     `admin` as client_secret_jwt
                                                  es256     `admin` as private_key_jwt (KEY.pem)
+  tools.py send PORT FIXTURE N                 N POSTs of FIXTURE to the token path, one after
+                                               another on one connection; fails on any non-200
+  tools.py icount-table CSV N WARMUP ENVOY     bench/icount.sh's results as a Markdown table
 """
+import csv
+import http.client
 import json
 import re
 import socket
@@ -163,6 +168,47 @@ def plugin_config(kind, base_json, key_path, out_path):
         f.write(json.dumps(config, separators=(",", ":")))
 
 
+TOKEN_PATH = "/realms/demo/protocol/openid-connect/token"
+
+
+def send(port, fixture, n):
+    body = open(fixture, "rb").read()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    for _ in range(n):
+        conn.request("POST", TOKEN_PATH, body, {"Content-Type": "application/x-www-form-urlencoded"})
+        response = conn.getresponse()
+        response.read()
+        if response.status != 200:
+            sys.exit(f"send: {response.status} from 127.0.0.1:{port}")
+
+
+def icount_table(path, n, warmup, envoy):
+    rows = list(csv.DictReader(open(path)))
+    count = {(r["module"], r["workload"]): int(r["instructions_per_request"]) for r in rows}
+    modules = list(dict.fromkeys(r["module"] for r in rows))
+    commits = {r["module"]: r["commit"] for r in rows}
+    print(f"Envoy instructions per request, counted by callgrind (bench/icount.sh; {envoy}, "
+          f"--concurrency 1, {n} requests after {warmup} of warm-up). *Filter* is the count minus "
+          "the no-filter Envoy's; *vs ref* is the reference's count over this one (below 1 costs more); "
+          "*step* is the same against the row above.")
+    print()
+    print("| module | commit | passing refresh | filter | vs ref | step | rewritten refresh | filter | vs ref | step |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    previous = None
+    for m in modules:
+        cells = []
+        for w in ("pass", "rewrite"):
+            c = count.get((m, w))
+            none, ref = count.get(("none", w)), count.get(("ref", w))
+            prev = count.get((previous, w)) if previous not in (None, "none") else None
+            cells += [f"{c:,}", f"{c - none:,}" if none and m != "none" else "",
+                      f"{ref / c:.3f}" if ref and m not in ("none", "ref") else "",
+                      f"{prev / c:.3f}" if prev and m not in ("none", "ref") else ""]
+        print(f"| {m} | {commits.get(m, '')} | " + " | ".join(cells) + " |")
+        previous = m
+    print()
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1] if len(sys.argv) > 1 else ""
     if cmd == "render" and len(sys.argv) >= 4:
@@ -173,5 +219,9 @@ if __name__ == "__main__":
         free_port()
     elif cmd == "plugin-config" and len(sys.argv) == 6:
         plugin_config(*sys.argv[2:])
+    elif cmd == "send" and len(sys.argv) == 5:
+        send(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]))
+    elif cmd == "icount-table" and len(sys.argv) == 6:
+        icount_table(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5])
     else:
         sys.exit(__doc__)

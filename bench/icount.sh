@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Envoy instructions per request (`make bench-icount`): the proxy Envoy runs
+# under valgrind's callgrind, which counts every instruction it executes (its
+# own, V8's compiled wasm, libc) on all of its threads. After a warm-up the
+# counters are zeroed, N requests are sent one after another on one
+# connection, and the total is divided by N. Unlike the timed rounds of
+# bench/run.sh this does not depend on what else the machine runs: two runs of
+# one configuration agree within 0.3%. It counts instructions, not time
+# (cache misses and host-call latency are not in it), so it says which change
+# costs how much, and the timed rounds say what that is worth.
+#
+# Writes bench/results/icount.csv and bench/results/icount.md. ~15 minutes.
+# Environment (all optional):
+#   ICOUNT_REQUESTS=500 ICOUNT_WARMUP=200   measured and warm-up requests per configuration
+#   ICOUNT_ONLY="azp ref"                   only these modules (below); "none" is always counted
+#   ICOUNT_JOBS=2                           configurations counted at once
+#   BENCH_REFERENCE, BENCH_STEPS            as for bench/run.sh
+#
+# Modules: none (no filter), ref (BENCH_REFERENCE), each step of BENCH_STEPS,
+# azp (today's, as built by scripts/build-wasm.sh) and auth (today's, Keycloak
+# named by `authorities`: no route property read); each with the passing and
+# the rewritten refresh of bench/fixtures.
+set -euo pipefail
+BENCH_DIR="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(dirname "${BENCH_DIR}")"
+cd "${ROOT}"
+
+REQUESTS="${ICOUNT_REQUESTS:-500}"
+WARMUP="${ICOUNT_WARMUP:-200}"
+JOBS="${ICOUNT_JOBS:-2}"
+REFERENCE="${BENCH_REFERENCE:-21b7dbb}"
+STEPS="${BENCH_STEPS-sec=4842636 pkgs=75a421c idt=84b3e4d}"
+RESULTS="${BENCH_RESULTS:-${BENCH_DIR}/results}"
+VENV="${VENV:-${ROOT}/.venv}"
+PLUGIN_CONFIG="$(cat "${BENCH_DIR}/fixtures/plugin-config.json")"
+REFERENCE_PLUGIN_CONFIG="${PLUGIN_CONFIG/\"upstream_clusters\":\[\"keycloak\"\],/}"
+
+log() { printf '[icount %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "FAILED: $*"; exit 1; }
+
+WORK="$(mktemp -d /tmp/azp-icount.XXXXXX)"
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  # Every Envoy this script started (under valgrind or not) reads its
+  # configuration from WORK, which no other process names.
+  pkill -TERM -f -- "-c ${WORK}/" 2>/dev/null || true
+  sleep 1
+  pkill -KILL -f -- "-c ${WORK}/" 2>/dev/null || true
+  wait 2>/dev/null || true
+  if [ "${status}" -eq 0 ]; then rm -rf "${WORK}"; else log "exit status ${status}; logs kept in ${WORK}"; fi
+  exit "${status}"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- prerequisites: valgrind from Debian, the pinned Envoy's own binary ------------
+
+if ! command -v valgrind >/dev/null; then
+  log "installing valgrind (apt)"
+  sudo_=(); [ "$(id -u)" = 0 ] || sudo_=(sudo)
+  "${sudo_[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null ||
+    { "${sudo_[@]}" apt-get update -qq && "${sudo_[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; } ||
+    die "valgrind did not install"
+fi
+[ -x "${VENV}/bin/python" ] || scripts/setup.sh
+# The virtualenv's `envoy` is a Python launcher; valgrind must run the binary.
+ENVOY="$("${VENV}/bin/python" -c 'import envoy, pathlib; print(pathlib.Path(envoy.__file__).parent / "_bin" / "envoy")')"
+[ -x "${ENVOY}" ] || die "no Envoy binary at ${ENVOY}"
+
+scripts/build-wasm.sh >/dev/null
+declare -A WASM=([azp]="${ROOT}/target/wasm32-wasip1/release/azp_bridge.wasm" [auth]="${ROOT}/target/wasm32-wasip1/release/azp_bridge.wasm")
+declare -A CONFIG=([azp]="${PLUGIN_CONFIG}" [ref]="${REFERENCE_PLUGIN_CONFIG}" [none]="{}")
+WASM[none]=none
+MODULES=(none ref)
+WASM[ref]="$("${BENCH_DIR}/module-of.sh" "${REFERENCE}")"
+declare -A COMMIT=([ref]="$(git rev-parse --short=7 "${REFERENCE}")" [azp]="$(git rev-parse --short=7 HEAD)")
+COMMIT[auth]="${COMMIT[azp]}"
+for step in ${STEPS}; do
+  name="${step%%=*}"
+  MODULES+=("${name}")
+  WASM[${name}]="$("${BENCH_DIR}/module-of.sh" "${step#*=}")"
+  CONFIG[${name}]="${PLUGIN_CONFIG}"
+  COMMIT[${name}]="$(git rev-parse --short=7 "${step#*=}")"
+done
+MODULES+=(azp auth)
+python3 "${BENCH_DIR}/tools.py" plugin-config authorities "${PLUGIN_CONFIG}" \
+  "${ROOT}/tests/fixtures/es256-test-key.pem" "${WORK}/auth.json" || die "no authorities configuration"
+CONFIG[auth]="$(cat "${WORK}/auth.json")"
+if [ -n "${ICOUNT_ONLY:-}" ]; then
+  kept=(none)
+  for m in "${MODULES[@]}"; do [[ " ${ICOUNT_ONLY} " == *" ${m} "* && "${m}" != none ]] && kept+=("${m}"); done
+  MODULES=("${kept[@]}")
+fi
+
+# --- the upstream: the benchmark's direct_response Envoy -----------------------------
+
+free_port() { python3 "${BENCH_DIR}/tools.py" free-port; }
+UPSTREAM_PORT="$(free_port)"
+python3 "${BENCH_DIR}/tools.py" render "${BENCH_DIR}/envoy/upstream.yaml" "${WORK}/upstream.yaml" \
+  "LISTEN_PORT=${UPSTREAM_PORT}" "ADMIN_PORT=$(free_port)" || die "cannot render the upstream"
+"${ENVOY}" -c "${WORK}/upstream.yaml" --concurrency 1 --disable-hot-restart -l warning \
+  --log-path "${WORK}/upstream.log" </dev/null >/dev/null 2>&1 &
+
+# count MODULE WORKLOAD: writes "MODULE,WORKLOAD,instructions per request" to WORK/MODULE-WORKLOAD.csv.
+count() {
+  local module="$1" workload="$2" dir="${WORK}/$1-$2" port admin edit=() i
+  mkdir -p "${dir}"
+  port="$(free_port)"
+  admin="$(free_port)"
+  [ "${module}" = none ] && edit=(--remove-filter)
+  python3 "${BENCH_DIR}/tools.py" render "${ROOT}/envoy/azp-bridge.yaml" "${dir}/proxy.yaml" "${edit[@]+"${edit[@]}"}" \
+    "LISTEN_ADDRESS=127.0.0.1" "LISTEN_PORT=${port}" "ADMIN_ADDRESS=127.0.0.1" "ADMIN_PORT=${admin}" \
+    "UPSTREAM_HOST=127.0.0.1" "UPSTREAM_PORT=${UPSTREAM_PORT}" "WASM_PATH=${WASM[${module}]}" \
+    "PLUGIN_CONFIG=${CONFIG[${module}]}" "HOLD_HEADERS=false" "HOST_ENV_KEYS=[]" || die "cannot render ${module}"
+  valgrind --tool=callgrind --callgrind-out-file="${dir}/callgrind.out" --dump-instr=no --collect-jumps=no \
+    "${ENVOY}" -c "${dir}/proxy.yaml" --concurrency 1 --disable-hot-restart -l warning \
+    --log-path "${dir}/envoy.log" </dev/null >"${dir}/valgrind.log" 2>&1 &
+  local pid=$!
+  for i in $(seq 1 600); do
+    [[ "$(curl -sf "http://127.0.0.1:${admin}/ready" 2>/dev/null || true)" == LIVE* ]] && break
+    kill -0 "${pid}" 2>/dev/null || die "Envoy ${module} exited under valgrind (${dir}/valgrind.log)"
+    sleep 0.5
+  done
+  local fixture="${BENCH_DIR}/fixtures/${workload}.form"
+  python3 "${BENCH_DIR}/tools.py" send "${port}" "${fixture}" "${WARMUP}" || die "${module}/${workload}: warm-up failed"
+  callgrind_control -z "${pid}" >/dev/null 2>&1
+  python3 "${BENCH_DIR}/tools.py" send "${port}" "${fixture}" "${REQUESTS}" || die "${module}/${workload}: requests failed"
+  callgrind_control -d "${pid}" >/dev/null 2>&1
+  kill -TERM "${pid}"
+  wait "${pid}" 2>/dev/null || true
+  # The dump after zeroing holds exactly the measured requests.
+  local dump total
+  dump="$(ls "${dir}"/callgrind.out.* 2>/dev/null | head -n 1)"
+  [ -n "${dump}" ] || die "${module}/${workload}: no callgrind dump"
+  total="$(awk '/^(summary|totals):/ { print $2; exit }' "${dump}")"
+  echo "${module},${workload},$(( total / REQUESTS ))" >"${dir}.csv"
+  log "${module} ${workload}: $(( total / REQUESTS )) instructions per request"
+}
+
+log "counting ${#MODULES[@]} modules x 2 workloads, ${JOBS} at a time (${WARMUP} + ${REQUESTS} requests each)"
+running=0
+for module in "${MODULES[@]}"; do
+  for workload in pass rewrite; do
+    count "${module}" "${workload}" &
+    running=$((running + 1))
+    if [ "${running}" -ge "${JOBS}" ]; then wait -n || die "a count failed"; running=$((running - 1)); fi
+  done
+done
+while [ "${running}" -gt 0 ]; do wait -n || die "a count failed"; running=$((running - 1)); done
+
+mkdir -p "${RESULTS}"
+{
+  echo "module,commit,workload,instructions_per_request"
+  for module in "${MODULES[@]}"; do
+    for workload in pass rewrite; do
+      IFS=, read -r m w n <"${WORK}/${module}-${workload}.csv"
+      echo "${m},${COMMIT[${m}]:-},${w},${n}"
+    done
+  done
+} >"${RESULTS}/icount.csv"
+python3 "${BENCH_DIR}/tools.py" icount-table "${RESULTS}/icount.csv" "${REQUESTS}" "${WARMUP}" \
+  "$("${ENVOY}" --version | grep -o 'version: [^ ]*' | head -n 1)" >"${RESULTS}/icount.md"
+cat "${RESULTS}/icount.md"
