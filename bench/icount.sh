@@ -28,12 +28,10 @@ cd "${ROOT}"
 REQUESTS="${ICOUNT_REQUESTS:-500}"
 WARMUP="${ICOUNT_WARMUP:-200}"
 JOBS="${ICOUNT_JOBS:-2}"
-REFERENCE="${BENCH_REFERENCE:-21b7dbb}"
-STEPS="${BENCH_STEPS-sec=4842636 pkgs=75a421c idt=84b3e4d}"
 RESULTS="${BENCH_RESULTS:-${BENCH_DIR}/results}"
 VENV="${VENV:-${ROOT}/.venv}"
-PLUGIN_CONFIG="$(cat "${BENCH_DIR}/fixtures/plugin-config.json")"
-REFERENCE_PLUGIN_CONFIG="${PLUGIN_CONFIG/\"upstream_clusters\":\[\"keycloak\"\],/}"
+# shellcheck source=bench/settings.sh
+. "${BENCH_DIR}/settings.sh"
 
 log() { printf '[icount %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "FAILED: $*"; exit 1; }

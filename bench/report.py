@@ -303,7 +303,7 @@ def main(results, report_path):
         w(f"| RSS at `--concurrency 2`, cost over no filter | azp-bridge +{cost_azp / 1024:.1f} MiB | | "
           f"reference module +{cost_ref / 1024:.1f} MiB | reported, no target |")
 
-    rows = [r for r in step_rows(runs, env) if r[3] or r[4]]
+    rows = [r for r in step_rows(runs, env) if r[3] or r[4]] if env.get("steps") else []
     if rows:
         w("")
         w("## What each step since the reference cost")

@@ -64,15 +64,10 @@ BUFFER_HEADERS_WASM="${BENCH_BUFFER_HEADERS_WASM:-${BENCH_DIR}/buffer-filter/tar
 LUA_SCRIPT="${BENCH_DIR}/envoy/azp-swap.lua"
 CLK_TCK="$(getconf CLK_TCK)"
 
-# azp-bridge's configuration for every variant that runs it (the Lua script
-# carries the same clients; bench/icount.sh reads it too).
-PLUGIN_CONFIG="$(cat "${BENCH_DIR}/fixtures/plugin-config.json")"
-# The reference module predates upstream_clusters (and refuses unknown fields).
-REFERENCE="${BENCH_REFERENCE:-21b7dbb}"
-REFERENCE_PLUGIN_CONFIG="${PLUGIN_CONFIG/\"upstream_clusters\":\[\"keycloak\"\],/}"
-# The steps' modules all take PLUGIN_CONFIG as it is (upstream_clusters came
-# with the first of them). STEP_NAMES keeps their order.
-STEPS="${BENCH_STEPS-sec=4842636 pkgs=75a421c idt=84b3e4d}"
+# PLUGIN_CONFIG, REFERENCE(_PLUGIN_CONFIG) and STEPS; STEP_NAMES keeps the
+# steps' order.
+# shellcheck source=bench/settings.sh
+. "${BENCH_DIR}/settings.sh"
 STEP_NAMES=()
 declare -A STEP_COMMIT=() STEP_WASM=()
 for step in ${STEPS}; do
