@@ -8,6 +8,7 @@
 //! so serde's own messages, which quote values, are never shown.
 
 use crate::assertion::AssertionKey;
+use crate::redact::Redactor;
 use serde::Deserialize;
 use serde_path_to_error::Segment;
 use std::collections::HashMap;
@@ -82,6 +83,11 @@ pub struct TargetClient {
     /// `None`: any realm.
     pub realms: Option<Vec<String>>,
     pub id_token: IdToken,
+    /// Keycloak's base URL as its tokens name it (the entry's own, else the
+    /// configuration's): a token must then come from
+    /// `<issuer>/realms/<path realm>`, and a signed assertion's audience is
+    /// that URL. Required for the signed-JWT methods.
+    pub issuer: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +104,8 @@ pub struct Config {
     /// The largest bridged token response whose `id_token` is removed;
     /// larger ones pass as they are.
     pub max_response_bytes: usize,
+    /// Request values as log fields, never showing a configured secret.
+    pub redactor: Redactor,
 }
 
 /// Which upstream is Keycloak. A request is rewritten only when every list
@@ -107,8 +115,11 @@ pub struct Upstream {
     /// Envoy cluster names of Keycloak, matched exactly against the cluster
     /// the request was routed to.
     pub clusters: Option<Vec<String>>,
-    /// Host names Keycloak is served on, lower case, matched against
-    /// `:authority` without its port.
+    /// The authorities (`host` or `host:port`) Keycloak is served on, lower
+    /// case, matched exactly against `:authority` as Envoy routes it (after
+    /// the listener's port stripping, if any), case-insensitively. Nothing
+    /// is cut or normalized: a spelling the operator did not list is never
+    /// taken for Keycloak (SECURITY.md, "A port in the authority").
     pub authorities: Option<Vec<String>>,
 }
 
@@ -161,6 +172,7 @@ struct Raw {
     clients: Vec<RawClient>,
     upstream_clusters: Option<Vec<String>>,
     authorities: Option<Vec<String>>,
+    issuer: Option<String>,
     #[serde(default)]
     hold_headers: bool,
     /// Any JSON number; whole-valued ones (`65536.0`, `6.5e4`) are accepted.
@@ -183,11 +195,13 @@ struct RawClient {
     realms: Option<Vec<String>>,
     #[serde(default)]
     id_token: IdToken,
+    issuer: Option<String>,
 }
 
-const ROOT_FIELDS: &str = "clients, upstream_clusters, authorities, hold_headers, max_body_bytes, max_response_bytes";
+const ROOT_FIELDS: &str =
+    "clients, upstream_clusters, authorities, issuer, hold_headers, max_body_bytes, max_response_bytes";
 const CLIENT_FIELDS: &str = "client_id, client_secret, client_secret_env, private_key, private_key_env, key_id, \
-     auth_method, allowed_callers, realms, id_token";
+     auth_method, allowed_callers, realms, id_token, issuer";
 
 /// Parses the plugin configuration. `env` looks up environment variables
 /// (the VM's, exposed by `vm_config.environment_variables`).
@@ -207,11 +221,23 @@ pub fn parse(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Config
     if raw.clients.is_empty() {
         return Err(error("clients", "must not be empty"));
     }
+    let issuer = checked_issuer(raw.issuer, "issuer")?;
     let mut clients: Vec<TargetClient> = Vec::with_capacity(raw.clients.len());
     let mut index: HashMap<String, ClientEntries> = HashMap::with_capacity(raw.clients.len());
     for (i, raw_client) in raw.clients.into_iter().enumerate() {
         let path = format!("clients[{i}]");
-        let client = target_client(raw_client, &path, env)?;
+        let mut client = target_client(raw_client, &path, env)?;
+        if client.issuer.is_none() {
+            client.issuer.clone_from(&issuer);
+        }
+        if client.issuer.is_none() && client.assertion_key.is_some() {
+            return Err(error(
+                format!("{path}.issuer"),
+                "is missing: a signed-JWT target (client_secret_jwt, private_key_jwt) needs Keycloak's base URL as \
+                 its tokens name it (`issuer` here or at the root, e.g. \"https://keycloak.example.com\"): the \
+                 assertion's audience is taken from it, never from the token",
+            ));
+        }
         if client.auth_method == AuthMethod::ClientSecretBasic && !hold_headers {
             return Err(error(
                 format!("{path}.auth_method"),
@@ -224,14 +250,11 @@ pub fn parse(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Config
 
     let clusters = non_empty_list(raw.upstream_clusters, "upstream_clusters")?;
     let authorities = non_empty_list(raw.authorities, "authorities")?;
-    if let Some(i) = authorities
-        .iter()
-        .flatten()
-        .position(|host| host.contains(':') || host.contains('/'))
-    {
+    if let Some(i) = authorities.iter().flatten().position(|a| !is_authority(a)) {
         return Err(error(
             format!("authorities[{i}]"),
-            "must be a host name without port or path (the port of a request is ignored)",
+            "must be an authority as requests name Keycloak, `host` or `host:port` (matched exactly, \
+             port included: list every spelling Envoy routes to Keycloak)",
         ));
     }
     if clusters.is_none() && authorities.is_none() {
@@ -240,7 +263,9 @@ pub fn parse(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Config
             "is missing: set it (or `authorities`) to where Keycloak is, so that a secret only ever goes there",
         ));
     }
+    let redactor = Redactor::new(clients.iter().map(|c| c.secret.expose()));
     Ok(Config {
+        redactor,
         clients,
         index,
         upstream: Upstream {
@@ -372,7 +397,64 @@ fn target_client(
         allowed_callers,
         realms,
         id_token: raw.id_token,
+        issuer: checked_issuer(raw.issuer, &field("issuer"))?,
     })
+}
+
+/// Keycloak's base URL as tokens name it: `http(s)://host[:port][/path]`,
+/// without `/realms/...` and without a trailing `/` (the token's `iss` is
+/// this plus `/realms/<realm>`).
+fn checked_issuer(issuer: Option<String>, field: &str) -> Result<Option<String>, ConfigError> {
+    let Some(issuer) = issuer else { return Ok(None) };
+    let rest = issuer
+        .strip_prefix("https://")
+        .or_else(|| issuer.strip_prefix("http://"))
+        .unwrap_or_default();
+    let host = rest.split('/').next().unwrap_or_default();
+    let valid = !host.is_empty()
+        && !issuer.ends_with('/')
+        && !issuer.contains("/realms/")
+        && issuer.bytes().all(|b| b.is_ascii_graphic());
+    if !valid {
+        return Err(error(
+            field,
+            "must be Keycloak's base URL as its tokens name it, e.g. \"https://keycloak.example.com\" \
+             (tokens' `iss` without `/realms/<realm>`, no trailing `/`)",
+        ));
+    }
+    Ok(Some(issuer))
+}
+
+/// `host`, `host:port`, `[v6]` or `[v6]:port`, as a request's `:authority`
+/// names a host: no path, user info or space, a port of 1 to 5 digits.
+fn is_authority(authority: &str) -> bool {
+    let (host_ok, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let Some((address, rest)) = v6.split_once(']') else {
+                return false;
+            };
+            let port = match rest {
+                "" => None,
+                _ => match rest.strip_prefix(':') {
+                    Some(port) => Some(port),
+                    None => return false,
+                },
+            };
+            let address_ok =
+                !address.is_empty() && address.bytes().all(|b| b.is_ascii_hexdigit() || b":.".contains(&b));
+            (address_ok, port)
+        }
+        None => {
+            let (host, port) = match authority.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (authority, None),
+            };
+            let host_ok = !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
+            (host_ok, port)
+        }
+    };
+    let port_ok = port.is_none_or(|p| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
+    host_ok && port_ok
 }
 
 /// A value given inline (`value_field`) or by the name of an environment
@@ -655,16 +737,19 @@ mod tests {
                 "upstream_clusters[0]",
                 "must not be empty",
             ),
+            (r#""authorities":["a","kc.example.com/x"]"#, "authorities[1]", AUTHORITY),
+            (r#""authorities":["kc.example.com:x"]"#, "authorities[0]", AUTHORITY),
+            (r#""authorities":["kc.example.com:"]"#, "authorities[0]", AUTHORITY),
             (
-                r#""authorities":["kc.example.com:8443"]"#,
+                r#""authorities":["kc.example.com:123456"]"#,
                 "authorities[0]",
-                "must be a host name without port or path (the port of a request is ignored)",
+                AUTHORITY,
             ),
-            (
-                r#""authorities":["a","kc.example.com/x"]"#,
-                "authorities[1]",
-                "must be a host name without port or path (the port of a request is ignored)",
-            ),
+            (r#""authorities":[":8443"]"#, "authorities[0]", AUTHORITY),
+            (r#""authorities":["user@kc.example.com"]"#, "authorities[0]", AUTHORITY),
+            (r#""authorities":["kc example.com"]"#, "authorities[0]", AUTHORITY),
+            (r#""authorities":["[::1"]"#, "authorities[0]", AUTHORITY),
+            (r#""authorities":["[::1]x"]"#, "authorities[0]", AUTHORITY),
         ] {
             let err = refused(&format!(
                 r#"{{{json},"clients":[{{"client_id":"a","client_secret":"inline-secret","allowed_callers":["m"]}}]}}"#
@@ -672,17 +757,23 @@ mod tests {
             assert_eq!((err.field.as_str(), err.problem.as_str()), (field, problem), "{json}");
         }
         let config = parse_str(
-            r#"{"authorities":["KeyCloak.Example.com"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"]}]}"#,
+            r#"{"authorities":["KeyCloak.Example.com","kc.example.com:8443","[::1]:8080","[::1]"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"]}]}"#,
         )
         .unwrap();
         assert_eq!(
             config.upstream,
             Upstream {
                 clusters: None,
-                authorities: Some(vec!["keycloak.example.com".to_owned()])
+                authorities: Some(
+                    ["keycloak.example.com", "kc.example.com:8443", "[::1]:8080", "[::1]"]
+                        .map(str::to_owned)
+                        .to_vec()
+                )
             }
         );
     }
+
+    const AUTHORITY: &str = "must be an authority as requests name Keycloak, `host` or `host:port` (matched exactly, port included: list every spelling Envoy routes to Keycloak)";
 
     #[test]
     fn secret_never_shows_in_debug_output() {
@@ -835,8 +926,8 @@ mod tests {
             (format!(r#"{{"upstream_clusters":[7],"clients":[{client}]}}"#), "upstream_clusters[0]", "must be a string".to_owned()),
             (r#"{"upstream_clusters":["k"],"clients":["inline-secret"]}"#.to_owned(), "clients[0]", "must be an object".to_owned()),
             (r#"{"upstream_clusters":["k"],"clients":[{"client_id":"a","client_secret":"inline-secret","allowed_callers":["m"],"auth_method":"inline-secret"}]}"#.to_owned(), "clients[0].auth_method", "must be \"client_secret_post\", \"client_secret_basic\", \"client_secret_jwt\" or \"private_key_jwt\"".to_owned()),
-            (r#"{"upstream_clusters":["k"],"clients":[{"client_id":"a","client_secret":"inline-secret","allowed_callers":["m"],"inline-secret":1}]}"#.to_owned(), "clients[0].inline-secret", "is not a known field (known: client_id, client_secret, client_secret_env, private_key, private_key_env, key_id, auth_method, allowed_callers, realms, id_token)".to_owned()),
-            (r#"{"inline-secret":1}"#.to_owned(), "inline-secret", "is not a known field (known: clients, upstream_clusters, authorities, hold_headers, max_body_bytes, max_response_bytes)".to_owned()),
+            (r#"{"upstream_clusters":["k"],"clients":[{"client_id":"a","client_secret":"inline-secret","allowed_callers":["m"],"inline-secret":1}]}"#.to_owned(), "clients[0].inline-secret", "is not a known field (known: client_id, client_secret, client_secret_env, private_key, private_key_env, key_id, auth_method, allowed_callers, realms, id_token, issuer)".to_owned()),
+            (r#"{"inline-secret":1}"#.to_owned(), "inline-secret", "is not a known field (known: clients, upstream_clusters, authorities, issuer, hold_headers, max_body_bytes, max_response_bytes)".to_owned()),
             (r#"{"upstream_clusters":["k"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"],"id_token":"inline-secret"}]}"#.to_owned(), "clients[0].id_token", "must be \"drop\" or \"keep\"".to_owned()),
             (format!(r#"{{"upstream_clusters":["k"],"clients":[{client}],"max_response_bytes":0}}"#), "max_response_bytes", format!("must be a whole number from 1 to {MAX_MAX_BODY_BYTES}, e.g. 262144")),
             (r#"{"clients":[{"client_id":"a","client_secret":"inline-secret","allowed_callers":["m"]}]} inline-secret"#.to_owned(), "(root)", "is not valid JSON (line 1, column 89)".to_owned()),
@@ -996,7 +1087,7 @@ mod tests {
         let pem = TEST_KEY.replace('\n', "\\n");
         let config = parse(
             format!(
-                r#"{{"upstream_clusters":["k"],"clients":[
+                r#"{{"upstream_clusters":["k"],"issuer":"https://kc.example.com","clients":[
                     {{"client_id":"hs","client_secret_env":"ADMIN_SECRET_32","auth_method":"client_secret_jwt","key_id":"k1","allowed_callers":["m"]}},
                     {{"client_id":"es","private_key":"{pem}","auth_method":"private_key_jwt","allowed_callers":["m"]}},
                     {{"client_id":"es-env","private_key_env":"PEM","auth_method":"private_key_jwt","allowed_callers":["m"]}}
@@ -1021,6 +1112,60 @@ mod tests {
         assert_eq!(es.secret.expose(), "");
         assert_eq!(config.client("es-env", "r").unwrap().assertion_key, es.assertion_key);
         assert!(!format!("{config:?}").contains("PRIVATE KEY"));
+    }
+
+    /// Issue 23, finding 4: the assertion's audience is configured, never
+    /// taken from the token.
+    #[test]
+    fn signed_jwt_targets_need_an_issuer_and_entries_may_name_their_own() {
+        let hs = |issuer: &str| {
+            format!(
+                r#"{{"client_id":"hs","client_secret":"0123456789abcdef0123456789abcdef","auth_method":"client_secret_jwt","allowed_callers":["m"]{issuer}}}"#
+            )
+        };
+        let plain = r#"{"client_id":"plain","client_secret":"inline-secret","allowed_callers":["m"]}"#;
+        let err = refused(&format!(
+            r#"{{"upstream_clusters":["k"],"clients":[{plain},{}]}}"#,
+            hs("")
+        ));
+        assert_eq!(
+            err.to_string(),
+            "invalid configuration: `clients[1].issuer` is missing: a signed-JWT target (client_secret_jwt, private_key_jwt) \
+             needs Keycloak's base URL as its tokens name it (`issuer` here or at the root, e.g. \"https://keycloak.example.com\"): \
+             the assertion's audience is taken from it, never from the token"
+        );
+        let config = parse_str(&format!(
+            r#"{{"upstream_clusters":["k"],"issuer":"https://kc.example.com","clients":[{plain},{}]}}"#,
+            hs(r#","issuer":"http://127.0.0.1:8080/auth""#)
+        ))
+        .unwrap();
+        assert_eq!(config.clients[0].issuer.as_deref(), Some("https://kc.example.com"));
+        assert_eq!(config.clients[1].issuer.as_deref(), Some("http://127.0.0.1:8080/auth"));
+        // Without one, a plain entry reads the issuer from the token as before.
+        let config = parse_str(&format!(r#"{{"upstream_clusters":["k"],"clients":[{plain}]}}"#)).unwrap();
+        assert_eq!(config.clients[0].issuer, None);
+        for (issuer, field) in [
+            (r#","issuer":"kc.example.com""#, "clients[0].issuer"),
+            (r#","issuer":"https://kc.example.com/""#, "clients[0].issuer"),
+            (r#","issuer":"https://kc.example.com/realms/demo""#, "clients[0].issuer"),
+            (r#","issuer":"https://""#, "clients[0].issuer"),
+            (r#","issuer":"https://kc.example.com/a b""#, "clients[0].issuer"),
+        ] {
+            let err = refused(&format!(r#"{{"upstream_clusters":["k"],"clients":[{}]}}"#, hs(issuer)));
+            assert_eq!(
+                (err.field.as_str(), err.problem.as_str()),
+                (
+                    field,
+                    "must be Keycloak's base URL as its tokens name it, e.g. \"https://keycloak.example.com\" \
+                     (tokens' `iss` without `/realms/<realm>`, no trailing `/`)"
+                ),
+                "{issuer}"
+            );
+        }
+        let err = refused(&format!(
+            r#"{{"upstream_clusters":["k"],"issuer":"x","clients":[{plain}]}}"#
+        ));
+        assert_eq!(err.field, "issuer");
     }
 
     #[test]

@@ -36,6 +36,13 @@ pub struct Target {
     pub realm: String,
 }
 
+/// The longest realm segment a Keycloak realm can have: a realm name is at
+/// most 255 characters (Keycloak's `REALM.NAME` column), each at most 4
+/// bytes of UTF-8, each byte at most 3 percent-encoded. A longer segment
+/// names no realm: its request is not a token request, and is neither
+/// buffered nor logged (a 58 KB realm cost the filter CPU in every log line).
+pub const MAX_REALM_BYTES: usize = 255 * 4 * 3;
+
 /// The endpoint and realm a path names, whatever the method and body.
 pub fn classify_path(path: &[u8]) -> Option<Target> {
     let path = path.split(|&b| b == b'?').next().unwrap_or_default();
@@ -50,7 +57,7 @@ pub fn classify_path(path: &[u8]) -> Option<Target> {
         return None;
     }
     let realm = segments.next()?;
-    if realm.is_empty() || segments.next()? != b"realms" {
+    if realm.is_empty() || realm.len() > MAX_REALM_BYTES || segments.next()? != b"realms" {
         return None;
     }
     let realm = std::str::from_utf8(realm).ok()?.to_owned();
@@ -129,6 +136,18 @@ mod tests {
         ] {
             assert_eq!(classify_path(path.as_bytes()), None, "{path}");
         }
+    }
+
+    #[test]
+    fn realms_longer_than_keycloak_allows_do_not_match() {
+        let path = |realm: &str| format!("/realms/{realm}/protocol/openid-connect/token");
+        let longest = "%F0".repeat(MAX_REALM_BYTES / 3);
+        assert_eq!(
+            classify_path(path(&longest).as_bytes()),
+            target(Endpoint::Token, &longest)
+        );
+        assert_eq!(classify_path(path(&format!("{longest}a")).as_bytes()), None);
+        assert_eq!(classify_path(path(&"a".repeat(58_000)).as_bytes()), None);
     }
 
     #[test]

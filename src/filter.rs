@@ -132,15 +132,19 @@ impl Shared {
     }
 
     /// A line about a request (request input decides whether it is
-    /// written): a warning at most once a minute, else a debug line.
-    fn warn_throttled(&self, line: &str) {
+    /// written): a warning at most once a minute, else a debug line. The
+    /// line is only made when it will be written.
+    fn warn_throttled(&self, line: impl FnOnce() -> String) {
         let mut warnings = self.warnings.get();
         let allowed = warnings.allow(now_ms());
         self.warnings.set(warnings);
         if allowed {
-            warn!("{line} (at most one such warning a minute per worker; the others at debug level)");
-        } else {
-            debug!("{line}");
+            warn!(
+                "{} (at most one such warning a minute per worker; the others at debug level)",
+                line()
+            );
+        } else if log::log_enabled!(log::Level::Debug) {
+            debug!("{}", line());
         }
     }
 }
@@ -300,18 +304,23 @@ impl HttpContext for BridgeRequest {
         let headers = request_headers();
         let plan = policy::plan(&shared.config, &headers, &routed_cluster);
         if !matches!(plan, HeadPlan::Ignore) {
-            // For the decision line: headers cannot be read later.
-            self.request_id = headers.get("x-request-id").map(<[u8]>::to_vec);
+            // For the decision line: headers cannot be read later. Only
+            // what a log field reads of it is kept.
+            self.request_id = headers
+                .get("x-request-id")
+                .map(|id| shared.config.redactor.keep(id).to_vec());
         }
         match plan {
             HeadPlan::Ignore => Action::Continue,
             HeadPlan::Pass(target, reason) => {
                 let verdict = Verdict::pass(reason, None, None);
-                shared.warn_throttled(&format!(
-                    "azp-bridge: {} request_id={}",
-                    verdict.describe(&shared.config, &target),
-                    policy::log_field(&shared.config, self.request_id.as_deref())
-                ));
+                shared.warn_throttled(|| {
+                    format!(
+                        "azp-bridge: {} request_id={}",
+                        verdict.describe(&shared.config, &target),
+                        shared.config.redactor.field(self.request_id.as_deref())
+                    )
+                });
                 if let Some(metrics) = &shared.metrics {
                     metrics.count_pass(reason);
                 }
@@ -470,11 +479,13 @@ impl BridgeRequest {
         if let Some(metrics) = &shared.metrics {
             metrics.rejected_body_too_large.count();
         }
-        shared.warn_throttled(&format!(
-            "azp-bridge: token request body over max_body_bytes ({}), answered 413 request_id={}",
-            shared.config.max_body_bytes,
-            policy::log_field(&shared.config, self.request_id.as_deref())
-        ));
+        shared.warn_throttled(|| {
+            format!(
+                "azp-bridge: token request body over max_body_bytes ({}), answered 413 request_id={}",
+                shared.config.max_body_bytes,
+                shared.config.redactor.field(self.request_id.as_deref())
+            )
+        });
         let body = policy::too_large_body(&shared.config);
         let headers = vec![("content-type", "application/json"), ("cache-control", "no-store")];
         if hostcalls::send_http_response(413, headers, Some(body.as_bytes())).is_err() {
@@ -502,14 +513,14 @@ impl BridgeRequest {
             format!(
                 "azp-bridge: {} request_id={}",
                 verdict.describe(&shared.config, &inspection.target),
-                policy::log_field(&shared.config, self.request_id.as_deref())
+                shared.config.redactor.field(self.request_id.as_deref())
             )
         };
         // Anyone can send an ambiguous or undecodable request (or a forged
         // token that makes the filter sign): none may flood the warning log.
         // A malformed token is only a debug line.
         match &verdict.outcome {
-            Outcome::Pass(PassReason::Ambiguous(_) | PassReason::SigningFailed) => shared.warn_throttled(&line()),
+            Outcome::Pass(PassReason::Ambiguous(_) | PassReason::SigningFailed) => shared.warn_throttled(line),
             _ if log::log_enabled!(log::Level::Debug) => debug!("{}", line()),
             _ => {}
         }

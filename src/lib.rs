@@ -27,6 +27,7 @@ pub mod endpoint;
 pub mod form;
 pub mod held;
 pub mod policy;
+pub mod redact;
 pub mod response;
 pub mod throttle;
 pub mod token;

@@ -127,9 +127,11 @@ pub fn plan(config: &Config, headers: &dyn RequestHeaders, cluster: &dyn Fn() ->
 
 /// Whether a request goes to Keycloak: every list the configuration sets
 /// must name its destination. The cluster is the one Envoy routed the
-/// request to (unknown: not Keycloak); the authority is compared without
-/// its port and case-insensitively, with nothing else normalized (a
-/// trailing dot is another name, as it is to Envoy's routing).
+/// request to (unknown: not Keycloak). The authority must be one the
+/// operator listed, port included, compared case-insensitively as Envoy
+/// compares domains and with nothing cut or normalized: what Envoy routes by
+/// is this very header (after the listener's port stripping), so a spelling
+/// that is not listed may have gone to another virtual host.
 pub fn goes_to_keycloak(upstream: &Upstream, authority: Option<&[u8]>, cluster: &dyn Fn() -> Option<Vec<u8>>) -> bool {
     if let Some(clusters) = &upstream.clusters {
         let Some(cluster) = cluster() else {
@@ -140,29 +142,14 @@ pub fn goes_to_keycloak(upstream: &Upstream, authority: Option<&[u8]>, cluster: 
         }
     }
     if let Some(authorities) = &upstream.authorities {
-        let Some(host) = authority.map(host_of) else {
+        let Some(authority) = authority else {
             return false;
         };
-        if !authorities.iter().any(|a| a.as_bytes().eq_ignore_ascii_case(host)) {
+        if !authorities.iter().any(|a| a.as_bytes().eq_ignore_ascii_case(authority)) {
             return false;
         }
     }
     true
-}
-
-/// The host of an authority: `host`, `host:port`, `[v6]` or `[v6]:port`.
-fn host_of(authority: &[u8]) -> &[u8] {
-    if authority.first() == Some(&b'[') {
-        let end = authority
-            .iter()
-            .position(|&b| b == b']')
-            .map_or(authority.len(), |i| i + 1);
-        return authority.get(..end).unwrap_or(authority);
-    }
-    match authority.iter().rposition(|&b| b == b':') {
-        Some(colon) => authority.get(..colon).unwrap_or(authority),
-        None => authority,
-    }
 }
 
 /// The caller's `Authorization` header, read while headers are still
@@ -316,7 +303,7 @@ impl Verdict {
     /// secrets, tokens or headers. A value that contains a configured secret
     /// (a client may send anything as its id) is shown as `<redacted>`.
     pub fn describe(&self, config: &Config, target: &Target) -> String {
-        let shown = |bytes: &[u8]| log_field(config, Some(bytes));
+        let shown = |bytes: &[u8]| config.redactor.field(Some(bytes));
         let outcome = match &self.outcome {
             Outcome::Rewrite(_) => "rewritten".to_owned(),
             Outcome::Pass(PassReason::NotDecodable(what)) => format!("passed:not_decodable ({what})"),
@@ -328,8 +315,8 @@ impl Verdict {
             "endpoint={} realm={} caller={} azp={} outcome={}",
             target.endpoint.as_str(),
             shown(target.realm.as_bytes()),
-            log_field(config, self.caller.as_deref()),
-            log_field(config, self.azp.as_deref().map(str::as_bytes)),
+            config.redactor.field(self.caller.as_deref()),
+            config.redactor.field(self.azp.as_deref().map(str::as_bytes)),
             outcome,
         )
     }
@@ -338,24 +325,7 @@ impl Verdict {
 /// Why a request is a realm mismatch (the log line says which).
 const REALM_NOT_LISTED: &str = "the path's realm is not in the client's realms";
 const ISSUER_ELSEWHERE: &str = "the token's issuer is not the path's realm";
-
-/// A request value (client id, realm, `x-request-id`) as a log field: at
-/// most 64 printable characters, `-` when absent, `<redacted>` when it
-/// contains a configured secret (a client may send anything).
-pub fn log_field(config: &Config, value: Option<&[u8]>) -> String {
-    match value {
-        None => "-".to_owned(),
-        Some(bytes)
-            if config
-                .clients
-                .iter()
-                .any(|c| contains(bytes, c.secret.expose().as_bytes())) =>
-        {
-            "<redacted>".to_owned()
-        }
-        Some(bytes) => printable(bytes),
-    }
-}
+const NOT_THE_CONFIGURED_ISSUER: &str = "the token's issuer is not the configured issuer's realm";
 
 /// What a signed client assertion needs from the host, per request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -429,8 +399,18 @@ pub fn decide_with(
         return Verdict::pass(PassReason::CallerNotAllowed, caller, Some(azp));
     }
     // The entry was chosen by the path's realm; the token must come from it.
-    let Some(issuer) = iss.filter(|iss| issued_in(iss, &target.realm)) else {
-        return Verdict::pass(PassReason::RealmMismatch(ISSUER_ELSEWHERE), caller, Some(azp));
+    let issuer = match &client.issuer {
+        Some(base) => {
+            let expected = format!("{base}/realms/{}", target.realm);
+            if iss.as_deref() != Some(expected.as_str()) {
+                return Verdict::pass(PassReason::RealmMismatch(NOT_THE_CONFIGURED_ISSUER), caller, Some(azp));
+            }
+            expected
+        }
+        None => match iss.filter(|iss| issued_in(iss, &target.realm)) {
+            Some(iss) => iss,
+            None => return Verdict::pass(PassReason::RealmMismatch(ISSUER_ELSEWHERE), caller, Some(azp)),
+        },
     };
     let credential = match (client.auth_method, &client.assertion_key) {
         (AuthMethod::ClientSecretPost, _) => Credential::PostSecret,
@@ -548,23 +528,6 @@ fn value_of<'a>(pairs: &[Pair<'a>], name: &[u8]) -> Option<Cow<'a, [u8]>> {
 fn has_duplicate_name(pairs: &[Pair<'_>]) -> bool {
     let mut seen = BTreeSet::new();
     pairs.iter().any(|p| !seen.insert(p.name))
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// Client ids and realms for logs: at most 64 characters, printable ASCII.
-fn printable(bytes: &[u8]) -> String {
-    let mut out: String = bytes
-        .iter()
-        .take(64)
-        .map(|&b| if b.is_ascii_graphic() { char::from(b) } else { '?' })
-        .collect();
-    if bytes.len() > 64 {
-        out.push_str("...");
-    }
-    out
 }
 
 #[cfg(test)]

@@ -258,8 +258,11 @@ fn start() -> Ctx {
             )
         })
         .collect();
+    // Keycloak's base URL as its tokens name it (its hostname is the first
+    // Envoy): the signed assertions' audience.
+    let issuer = format!("http://127.0.0.1:{envoy_port}");
     let plugin = format!(
-        r#"{{"upstream_clusters":["keycloak"],"clients":[{{"client_id":"{ADMIN_CLIENT}","client_secret_env":"ADMIN_CLIENT_SECRET","allowed_callers":["{MOBILE_CLIENT}"],"realms":["{REALM}"]}}{jwt_clients}{tenants}]}}"#
+        r#"{{"upstream_clusters":["keycloak"],"issuer":"{issuer}","clients":[{{"client_id":"{ADMIN_CLIENT}","client_secret_env":"ADMIN_CLIENT_SECRET","allowed_callers":["{MOBILE_CLIENT}"],"realms":["{REALM}"]}}{jwt_clients}{tenants}]}}"#
     );
     let envoy = EnvoySpec::new(&plugin, keycloak.port)
         .listen_port(envoy_port)
@@ -269,7 +272,7 @@ fn start() -> Ctx {
         .env("JWT_ADMIN_KEY", JWT_KEY_PEM)
         .start();
     let plugin_hold = format!(
-        r#"{{"upstream_clusters":["keycloak"],"clients":[{{"client_id":"{ADMIN_CLIENT}","client_secret":"{ADMIN_CLIENT_SECRET}","allowed_callers":["{MOBILE_CLIENT}"]}},{{"client_id":"{BASIC_ONLY_CLIENT}","client_secret":"{BASIC_ONLY_SECRET}","auth_method":"client_secret_basic","allowed_callers":["{MOBILE_CLIENT}"]}}{jwt_clients}],"hold_headers":true}}"#
+        r#"{{"upstream_clusters":["keycloak"],"issuer":"{issuer}","clients":[{{"client_id":"{ADMIN_CLIENT}","client_secret":"{ADMIN_CLIENT_SECRET}","allowed_callers":["{MOBILE_CLIENT}"]}},{{"client_id":"{BASIC_ONLY_CLIENT}","client_secret":"{BASIC_ONLY_SECRET}","auth_method":"client_secret_basic","allowed_callers":["{MOBILE_CLIENT}"]}}{jwt_clients}],"hold_headers":true}}"#
     );
     let envoy_hold = EnvoySpec::new(&plugin_hold, keycloak.port)
         .hold_headers()

@@ -865,12 +865,12 @@ fn every_manifest_sends_the_secret_only_to_keycloak() {
             "{}: says where Keycloak is",
             implied.source
         );
-        let gateway = Gateway {
-            keycloak_cluster: clusters.clone().unwrap_or_else(|| "keycloak".to_owned()),
-            keycloak_host: implied
+        let gateway = Gateway::new(
+            clusters.as_deref().unwrap_or("keycloak"),
+            &implied
                 .keycloak_host()
                 .unwrap_or_else(|| "keycloak.example.com".to_owned()),
-        };
+        );
         let env: Vec<(String, &str)> = implied.host_env_keys().into_iter().map(|k| (k, SECRET)).collect();
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         let running = two_hosts::start(&gateway, &implied.typed_config, &env);

@@ -18,7 +18,7 @@ fn config(hold_headers: bool) -> Config {
         ""
     };
     let json = format!(
-        r#"{{"upstream_clusters":["keycloak"],"clients":[{{"client_id":"admin","client_secret":"Adm1n&Secret=+/","allowed_callers":["mobile","web app"],"realms":["demo"]}},{{"client_id":"jwt admin","client_secret":"Jwt-Secret-of-32-bytes-or-more-&=+/","auth_method":"client_secret_jwt","allowed_callers":["mobile"]}}{basic}],"hold_headers":{hold_headers}}}"#
+        r#"{{"upstream_clusters":["keycloak"],"issuer":"http://k","clients":[{{"client_id":"admin","client_secret":"Adm1n&Secret=+/","allowed_callers":["mobile","web app"],"realms":["demo"]}},{{"client_id":"jwt admin","client_secret":"Jwt-Secret-of-32-bytes-or-more-&=+/","auth_method":"client_secret_jwt","allowed_callers":["mobile"]}}{basic}],"hold_headers":{hold_headers}}}"#
     );
     config::parse(json.as_bytes(), &|_| None).unwrap()
 }

@@ -12,12 +12,39 @@ use serde_json::{json, Value as Json};
 /// Routed by Keycloak's host to the other service.
 pub const OTHER_PREFIX: &str = "/whatever";
 
-/// Where Keycloak is for this gateway.
+/// Where Keycloak is for this gateway, and how its listener reads a port.
 pub struct Gateway {
     /// The Envoy cluster name of Keycloak (Istio's `outbound|8080||...`).
     pub keycloak_cluster: String,
     /// The host name Keycloak is served on.
     pub keycloak_host: String,
+    /// Keycloak's virtual host also takes `host:*`, as Istio writes a host's
+    /// domains; else only `host` (a port then goes to the catch-all).
+    pub any_port_domain: bool,
+    pub port_stripping: PortStripping,
+}
+
+impl Gateway {
+    /// Istio's layout: `host` and `host:*`, no port stripping.
+    pub fn new(keycloak_cluster: &str, keycloak_host: &str) -> Gateway {
+        Gateway {
+            keycloak_cluster: keycloak_cluster.to_owned(),
+            keycloak_host: keycloak_host.to_owned(),
+            any_port_domain: true,
+            port_stripping: PortStripping::None,
+        }
+    }
+}
+
+/// What the listener's connection manager does with a port in the authority
+/// before it picks a virtual host (and before any filter sees it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortStripping {
+    None,
+    /// `strip_any_host_port`: any numeric port.
+    Any,
+    /// `strip_matching_host_port`: the listener's own port only.
+    Matching,
 }
 
 /// The Envoy configuration, a template for [`EnvoySpec`]: the listener,
@@ -36,6 +63,42 @@ fn template(gateway: &Gateway, filter: &Json, other_port: u16) -> String {
         })
     };
     let host = &gateway.keycloak_host;
+    let mut domains = vec![json!(host)];
+    if gateway.any_port_domain {
+        // As Istio writes a host's domains: with and without a port.
+        domains.push(json!(format!("{host}:*")));
+    }
+    let mut manager = json!({
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "gateway",
+        "codec_type": "AUTO",
+        "normalize_path": true,
+        "merge_slashes": true,
+        "route_config": {"virtual_hosts": [
+            {
+                "name": "keycloak",
+                "domains": domains,
+                "routes": [
+                    {"match": {"prefix": format!("{OTHER_PREFIX}/")}, "route": {"cluster": "other-app"}},
+                    {"match": {"prefix": "/"}, "route": {"cluster": gateway.keycloak_cluster}}
+                ]
+            },
+            {
+                "name": "other",
+                "domains": ["*"],
+                "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "other-app"}}]
+            }
+        ]},
+        "http_filters": [
+            {"name": "azp_bridge", "typed_config": filter},
+            {"name": "envoy.filters.http.router", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
+        ]
+    });
+    match gateway.port_stripping {
+        PortStripping::None => {}
+        PortStripping::Any => manager["strip_any_host_port"] = json!(true),
+        PortStripping::Matching => manager["strip_matching_host_port"] = json!(true),
+    }
     let config = json!({
         "admin": {"address": {"socket_address": {"address": "AZP_ADMIN_ADDRESS", "port_value": "AZP_ADMIN_PORT"}}},
         "static_resources": {
@@ -44,33 +107,7 @@ fn template(gateway: &Gateway, filter: &Json, other_port: u16) -> String {
                 "address": {"socket_address": {"address": "AZP_LISTEN_ADDRESS", "port_value": "AZP_LISTEN_PORT"}},
                 "filter_chains": [{"filters": [{
                     "name": "envoy.filters.network.http_connection_manager",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                        "stat_prefix": "gateway",
-                        "codec_type": "AUTO",
-                        "normalize_path": true,
-                        "merge_slashes": true,
-                        "route_config": {"virtual_hosts": [
-                            {
-                                "name": "keycloak",
-                                // As Istio writes a host's domains: with and without a port.
-                                "domains": [host, format!("{host}:*")],
-                                "routes": [
-                                    {"match": {"prefix": format!("{OTHER_PREFIX}/")}, "route": {"cluster": "other-app"}},
-                                    {"match": {"prefix": "/"}, "route": {"cluster": gateway.keycloak_cluster}}
-                                ]
-                            },
-                            {
-                                "name": "other",
-                                "domains": ["*"],
-                                "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "other-app"}}]
-                            }
-                        ]},
-                        "http_filters": [
-                            {"name": "azp_bridge", "typed_config": filter},
-                            {"name": "envoy.filters.http.router", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
-                        ]
-                    }
+                    "typed_config": manager
                 }]}]
             }],
             "clusters": [cluster(&gateway.keycloak_cluster, json!("AZP_UPSTREAM_PORT")), cluster("other-app", json!(other_port))]
@@ -138,8 +175,10 @@ pub struct Probe {
     pub authority: String,
     pub path: String,
     pub http2: bool,
-    /// Routed to Keycloak (and so rewritten), or to the other service.
+    /// Routed to Keycloak, or to the other service.
     pub to_keycloak: bool,
+    /// Keycloak gets it rewritten (else as it was sent).
+    pub rewritten: bool,
 }
 
 /// Every way to reach the other service with a token request, and the
@@ -170,6 +209,7 @@ pub fn probes(gateway: &Gateway, token_path: &str, path_routes: bool) -> Vec<Pro
                 path: path.clone(),
                 http2,
                 to_keycloak: *to_keycloak,
+                rewritten: *to_keycloak,
             })
         })
         .collect()
@@ -189,9 +229,10 @@ pub fn send(envoy: &Envoy, probe: &Probe, body: &[u8]) -> u16 {
     http1::exchange(envoy.port, &[request.as_bytes(), body].concat()).status
 }
 
-/// Sends every probe with `body` and checks: the other service receives
-/// each request byte for byte with no secret in it; Keycloak receives each
-/// of its own rewritten. `secrets` are the forms a secret could take.
+/// Sends every probe with `body` and checks: it reaches the upstream it is
+/// routed to; one not rewritten arrives byte for byte with no secret in it;
+/// Keycloak receives each of its own rewritten. `secrets` are the forms a
+/// secret could take.
 pub fn check(running: &Running, probes: &[Probe], body: &[u8], secrets: &[String]) {
     for probe in probes {
         let (upstream, other) = if probe.to_keycloak {
@@ -213,7 +254,7 @@ pub fn check(running: &Running, probes: &[Probe], body: &[u8], secrets: &[String
             other_before,
             "{what}: reached the wrong upstream"
         );
-        if probe.to_keycloak {
+        if probe.rewritten {
             assert!(forwarded.body != body, "{what}: Keycloak did not get the rewrite");
         } else {
             // Not assert_eq: a changed body would carry the secret into the output.
