@@ -224,6 +224,9 @@ free_port() { python3 "${BENCH_DIR}/tools.py" free-port; }
 #   azp-10k       as shipped, with 5,000 realms x 2 clients more (10,002 entries)
 #   azp-hs256     as shipped, the target client as client_secret_jwt (HS256)
 #   azp-es256     as shipped, the target client as private_key_jwt (ES256)
+#   azp-hostile   on every route, 10,002 entries, 160 KB of request headers allowed
+#                 (issue 23: a request must not set the filter's CPU cost)
+#   none-hostile  no filter, 160 KB of request headers allowed
 #   upstream      the direct_response upstream (envoy/upstream.yaml)
 config_source() {
   local shipped="${ROOT}/envoy/azp-bridge.yaml"
@@ -233,6 +236,8 @@ config_source() {
     buffer | buffer-headers) CONFIG_SOURCE=("${shipped}" --replace-filter "${BENCH_DIR}/envoy/filters/buffer.yaml") ;;
     azp | azp-ref | azp-10k | azp-hs256 | azp-es256 | azp-auth | azp-step-*) CONFIG_SOURCE=("${shipped}") ;;
     azp-all) CONFIG_SOURCE=("${shipped}" --enable-filter) ;;
+    azp-hostile) CONFIG_SOURCE=("${shipped}" --enable-filter --max-request-headers-kb 160) ;;
+    none-hostile) CONFIG_SOURCE=("${shipped}" --remove-filter --max-request-headers-kb 160) ;;
     upstream) CONFIG_SOURCE=("${BENCH_DIR}/envoy/upstream.yaml") ;;
     *) die "unknown configuration $1" ;;
   esac
@@ -257,6 +262,7 @@ start_envoy() {
     azp-step-*) wasm="${STEP_WASM[${config#azp-step-}]:-}" ;;
     # Over a megabyte for azp-10k: passed as a file (an argument has a size limit).
     azp-10k | azp-hs256 | azp-es256 | azp-auth) plugin_config="PLUGIN_CONFIG@$(plugin_config_file "${config#azp-}")" ;;
+    azp-hostile) plugin_config="PLUGIN_CONFIG@$(plugin_config_file 10k)" ;;
   esac
   python3 "${BENCH_DIR}/tools.py" render "${CONFIG_SOURCE[0]}" "${WORK}/${name}.yaml" "${CONFIG_SOURCE[@]:1}" \
     "LISTEN_ADDRESS=127.0.0.1" "LISTEN_PORT=${port}" "ADMIN_ADDRESS=127.0.0.1" "ADMIN_PORT=${admin}" \
@@ -414,6 +420,10 @@ VARIANTS=(
   "buffer-other buffer other.lua"
   "azp-other azp other.lua"
   "azp-all-other azp-all other.lua"
+  "hostile-none4 none-hostile hostile:4"
+  "hostile-none none-hostile hostile:61440"
+  "hostile4 azp-hostile hostile:4"
+  "hostile60k azp-hostile hostile:61440"
 )
 
 # The steps' variants go where "STEPS" stands.
@@ -429,11 +439,19 @@ for v in "${VARIANTS[@]}"; do
 done
 VARIANTS=("${with_steps[@]}")
 
-# run_wrk PORT SCRIPT SECONDS: prints wrk's BENCH_RESULT fields.
+# run_wrk PORT SCRIPT SECONDS: prints wrk's BENCH_RESULT fields. SCRIPT
+# hostile:N is issue 23's hostile request with an N-byte realm, sent by
+# bench/tools.py (wrk refuses a request with over 80 KB of headers).
 run_wrk() {
   local out
   local pin=()
   [ "${PIN}" = 1 ] && pin=(taskset -c 0)
+  if [[ "$2" == hostile:* ]]; then
+    out="$("${pin[@]+"${pin[@]}"}" python3 "${BENCH_DIR}/tools.py" hostile-load "$1" "${2#hostile:}" "$3" "${CONNECTIONS}")" ||
+      die "hostile-load failed: ${out}"
+    grep '^BENCH_RESULT ' <<<"${out}" | cut -d' ' -f2- || die "no result from hostile-load: ${out}"
+    return 0
+  fi
   out="$(cd "${BENCH_DIR}/wrk" && "${pin[@]+"${pin[@]}"}" wrk -t1 -c"${CONNECTIONS}" -d"$3s" --timeout 5s --latency -s "$2" "http://127.0.0.1:$1/")" ||
     die "wrk failed: ${out}"
   echo "${out}" >>"${WORK}/wrk.log"

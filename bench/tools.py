@@ -9,6 +9,9 @@
                                                  --remove-filter            drop it
                                                  --replace-filter SNIPPET   put SNIPPET's filter(s) there
                                                  --enable-filter            drop its `disabled: true`
+                                               then, optionally, --max-request-headers-kb N
+                                               (the connection manager's header limit: the
+                                               hostile variants send 120 KB of headers)
   tools.py record PORT OUT.jsonl               an HTTP/1.1 upstream on 127.0.0.1 that
                                                answers 200 and records each request
   tools.py free-port                           print a free TCP port on 127.0.0.1
@@ -21,6 +24,12 @@
   tools.py send PORT FIXTURE N                 N POSTs of FIXTURE to the token path, one after
                                                another on one connection; fails on any non-200
   tools.py icount-table CSV N WARMUP ENVOY     bench/icount.sh's results as a Markdown table
+  tools.py hostile-load PORT REALM_BYTES SECONDS CONNECTIONS
+                                               issue 23's hostile request (charset=x, a 60 KB
+                                               x-request-id, a realm of REALM_BYTES) on
+                                               CONNECTIONS keep-alive connections for SECONDS;
+                                               prints wrk's BENCH_RESULT line (wrk refuses
+                                               requests with over 80 KB of headers)
 """
 import csv
 import http.client
@@ -63,6 +72,17 @@ def edit_filter(text, mode, snippet_path=None):
     return "\n".join(lines[:start] + new + lines[end:])
 
 
+def max_request_headers_kb(text, kb):
+    """Sets the connection manager's max_request_headers_kb (under its @type line)."""
+    lines = text.split("\n")
+    at = [i for i, l in enumerate(lines) if l.strip().endswith("v3.HttpConnectionManager")]
+    if len(at) != 1:
+        sys.exit(f"render: expected one HttpConnectionManager, found {len(at)}")
+    indent = lines[at[0]][: len(lines[at[0]]) - len(lines[at[0]].lstrip())]
+    lines.insert(at[0] + 1, f"{indent}max_request_headers_kb: {kb}")
+    return "\n".join(lines)
+
+
 def render(template_path, out_path, args):
     text = open(template_path, encoding="utf-8").read()
     if args and args[0] == "--remove-filter":
@@ -71,6 +91,8 @@ def render(template_path, out_path, args):
         text, args = edit_filter(text, "enable"), args[1:]
     elif args and args[0] == "--replace-filter":
         text, args = edit_filter(text, "replace", args[1]), args[2:]
+    if args and args[0] == "--max-request-headers-kb":
+        text, args = max_request_headers_kb(text, int(args[1])), args[2:]
     values = {}
     for a in args:
         m = re.fullmatch(r"([A-Z_]+)(=|@)(.*)", a, re.S)
@@ -151,12 +173,15 @@ def plugin_config(kind, base_json, key_path, out_path):
     elif kind == "authorities":
         # Keycloak named by the request's host instead of the route's cluster
         # (no `xds.cluster_name` read): what the cluster guard costs.
+        # Exactly the authority the bench's clients send (wrk/common.lua, send).
         del config["upstream_clusters"]
         config["authorities"] = ["127.0.0.1"]
     elif kind == "hs256":
+        config["issuer"] = "http://127.0.0.1"  # the fixtures' tokens (fixtures/make.py)
         admin["auth_method"] = "client_secret_jwt"
         admin["client_secret"] = "bench-hs256-secret-of-32-bytes-or-more"
     elif kind == "es256":
+        config["issuer"] = "http://127.0.0.1"
         admin["auth_method"] = "private_key_jwt"
         del admin["client_secret"]
         admin["private_key"] = open(key_path, encoding="utf-8").read()
@@ -175,11 +200,69 @@ def send(port, fixture, n):
     body = open(fixture, "rb").read()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     for _ in range(n):
-        conn.request("POST", TOKEN_PATH, body, {"Content-Type": "application/x-www-form-urlencoded"})
+        # Host as wrk sends it (bench/wrk/common.lua): what `authorities` lists.
+        conn.putrequest("POST", TOKEN_PATH, skip_host=True)
+        for name, value in (("Host", "127.0.0.1"), ("Content-Type", "application/x-www-form-urlencoded"),
+                            ("Content-Length", str(len(body)))):
+            conn.putheader(name, value)
+        conn.endheaders(body)
         response = conn.getresponse()
         response.read()
         if response.status != 200:
             sys.exit(f"send: {response.status} from 127.0.0.1:{port}")
+
+
+def hostile_load(port, realm_bytes, seconds, connections):
+    import threading
+    import time
+    body = open(f"{__file__.rsplit('/', 1)[0]}/fixtures/pass.form", "rb").read()
+    request = (
+        f"POST /realms/{'a' * realm_bytes}/protocol/openid-connect/token HTTP/1.1\r\n"
+        f"Host: 127.0.0.1\r\n"
+        f"Content-Type: application/x-www-form-urlencoded; charset=x\r\n"
+        f"x-request-id: {'r' * 60 * 1024}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    latencies, errors, non_2xx = [], [0], [0]
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def worker():
+        sock, reader, mine = None, None, []
+        while time.monotonic() < deadline:
+            try:
+                if sock is None:
+                    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+                    reader = sock.makefile("rb")
+                started = time.monotonic()
+                sock.sendall(request)
+                status = int(reader.readline().split()[1])
+                length = 0
+                while (line := reader.readline()) not in (b"\r\n", b""):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                reader.read(length)
+                mine.append(time.monotonic() - started)
+                if not 200 <= status < 400:
+                    with lock:
+                        non_2xx[0] += 1
+            except (OSError, ValueError, IndexError):
+                with lock:
+                    errors[0] += 1
+                sock = None
+        with lock:
+            latencies.extend(mine)
+
+    began = time.monotonic()
+    threads = [threading.Thread(target=worker) for _ in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    duration = time.monotonic() - began
+    latencies.sort()
+    pick = lambda q: int(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1e6) if latencies else 0
+    print(f"BENCH_RESULT {len(latencies)} {int(duration * 1e6)} {pick(0.5)} {pick(0.99)} {errors[0]} {non_2xx[0]}")
 
 
 def icount_table(path, n, warmup, envoy):
@@ -221,6 +304,8 @@ if __name__ == "__main__":
         plugin_config(*sys.argv[2:])
     elif cmd == "send" and len(sys.argv) == 5:
         send(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]))
+    elif cmd == "hostile-load" and len(sys.argv) == 6:
+        hostile_load(*map(int, sys.argv[2:]))
     elif cmd == "icount-table" and len(sys.argv) == 6:
         icount_table(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5])
     else:

@@ -985,3 +985,150 @@ fn make_image_without_a_builder_says_so_and_fails() {
     assert_eq!(expected.len(), 64);
     assert!(stdout.contains(&format!("module sha256: {expected}")), "{stdout}");
 }
+
+// --- other consumers of the rewritten request (issue 23, finding 3) ---
+
+/// Every mirror in a manifest: Envoy's `request_mirror_policies` (and the old
+/// `request_mirror_policy`), Istio's VirtualService `mirror`/`mirrors`, and
+/// Gateway API `RequestMirror` filters. A mirror copies the request after the
+/// filter rewrote it, secret included, to another cluster that the filter
+/// cannot see (no attribute names a route's mirrors).
+fn mirrors_in(value: &Yaml, at: &str, found: &mut Vec<String>) {
+    match value {
+        Yaml::Mapping(map) => {
+            for (key, child) in map {
+                let key = key.as_str().unwrap_or("?");
+                let here = format!("{at}.{key}");
+                if matches!(
+                    key,
+                    "request_mirror_policies" | "request_mirror_policy" | "mirror" | "mirrors"
+                ) && !child.is_null()
+                {
+                    found.push(here.clone());
+                }
+                if key == "type" && child.as_str() == Some("RequestMirror") {
+                    found.push(here.clone());
+                }
+                mirrors_in(child, &here, found);
+            }
+        }
+        Yaml::Sequence(items) => {
+            for (i, item) in items.iter().enumerate() {
+                mirrors_in(item, &format!("{at}[{i}]"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The manifests the project ships, and what they attach to: every route in
+/// them leads to Keycloak, so a mirror in any is on a Keycloak route.
+fn shipped_manifests() -> Vec<PathBuf> {
+    let mut files = deploy_files();
+    for dir in ["envoy", "tests/fixtures/envoy-gateway"] {
+        for entry in std::fs::read_dir(repo_root().join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
+/// A manifest's documents, with `${NAME}` placeholders (envoy/azp-bridge.yaml
+/// is a template for scripts/render-envoy.sh) read as the word NAME.
+fn template_documents(path: &Path) -> Vec<Yaml> {
+    let mut text = std::fs::read_to_string(path).unwrap();
+    while let Some(start) = text.find("${") {
+        let end = text[start..].find('}').map(|e| start + e).unwrap();
+        let name = text[start + 2..end].to_owned();
+        text.replace_range(start..=end, &name);
+    }
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| Yaml::deserialize(doc).unwrap_or_else(|e| panic!("{} does not parse: {e}", relative(path))))
+        .filter(|doc| !doc.is_null())
+        .collect()
+}
+
+/// `make check-manifests` runs this too (scripts/check-manifests.sh).
+#[test]
+fn no_shipped_keycloak_route_is_mirrored() {
+    for path in shipped_manifests() {
+        let mut found = Vec::new();
+        for (i, doc) in template_documents(&path).iter().enumerate() {
+            mirrors_in(doc, &format!("document {i}"), &mut found);
+        }
+        assert!(
+            found.is_empty(),
+            "{}: a mirror copies the rewritten request, secret included, to another cluster \
+             (SECURITY.md, \"Other consumers of the rewritten request\"): {found:?}",
+            relative(&path)
+        );
+    }
+}
+
+/// The check finds each way a mirror is written (so it can fail).
+#[test]
+fn the_mirror_check_finds_each_kind_of_mirror() {
+    let cases = [
+        "route: {cluster: keycloak, request_mirror_policies: [{cluster: shadow}]}",
+        "route: {cluster: keycloak, request_mirror_policy: {cluster: shadow}}",
+        "spec: {http: [{route: [{destination: {host: keycloak}}], mirror: {host: shadow}}]}",
+        "spec: {http: [{route: [{destination: {host: keycloak}}], mirrors: [{destination: {host: shadow}}]}]}",
+        "spec: {rules: [{filters: [{type: RequestMirror, requestMirror: {backendRef: {name: shadow}}}]}]}",
+    ];
+    for case in cases {
+        let doc: Yaml = serde_yaml::from_str(case).unwrap();
+        let mut found = Vec::new();
+        mirrors_in(&doc, "doc", &mut found);
+        assert!(!found.is_empty(), "{case}");
+    }
+    let mut found = Vec::new();
+    mirrors_in(
+        &serde_yaml::from_str("route: {cluster: keycloak, timeout: 30s}").unwrap(),
+        "doc",
+        &mut found,
+    );
+    assert!(found.is_empty());
+}
+
+/// Nothing between the filter and the router sees the rewritten request in
+/// the shipped plain Envoy configurations (ext_authz, ext_proc or tap placed
+/// after it would: SECURITY.md, "Other consumers of the rewritten request").
+#[test]
+fn the_filter_is_the_last_before_the_router_in_plain_envoy() {
+    for rel in ["envoy/azp-bridge.yaml", "envoy/docker-compose.envoy.yaml"] {
+        let docs = template_documents(&repo_root().join(rel));
+        let mut chains = Vec::new();
+        fn http_filters(value: &Yaml, out: &mut Vec<Vec<String>>) {
+            match value {
+                Yaml::Mapping(map) => {
+                    for (key, child) in map {
+                        if key.as_str() == Some("http_filters") {
+                            let names = child
+                                .as_sequence()
+                                .unwrap()
+                                .iter()
+                                .map(|f| f["name"].as_str().unwrap().to_owned())
+                                .collect();
+                            out.push(names);
+                        }
+                        http_filters(child, out);
+                    }
+                }
+                Yaml::Sequence(items) => items.iter().for_each(|i| http_filters(i, out)),
+                _ => {}
+            }
+        }
+        docs.iter().for_each(|d| http_filters(d, &mut chains));
+        assert!(!chains.is_empty(), "{rel}");
+        for chain in chains {
+            assert_eq!(
+                chain.iter().rev().take(2).collect::<Vec<_>>(),
+                ["envoy.filters.http.router", "azp_bridge"],
+                "{rel}"
+            );
+        }
+    }
+}

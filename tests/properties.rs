@@ -23,6 +23,37 @@ fn config(hold_headers: bool) -> Config {
     config::parse(json.as_bytes(), &|_| None).unwrap()
 }
 
+/// Authorities near Keycloak's: its host in any case, with or without a
+/// trailing dot, ports numeric, odd, overlong, doubled or empty, and noise.
+fn authority() -> impl Strategy<Value = String> {
+    let host = prop_oneof![
+        Just("keycloak.example.com".to_owned()),
+        Just("KeyCloak.Example.COM".to_owned()),
+        Just("keycloak.example.com.".to_owned()),
+        Just("evil-keycloak.example.com".to_owned()),
+        Just("[::1]".to_owned()),
+        "[a-z.]{0,12}",
+    ];
+    let port = prop_oneof![
+        Just(String::new()),
+        Just(":8443".to_owned()),
+        Just(":443".to_owned()),
+        Just(":".to_owned()),
+        Just(":x".to_owned()),
+        Just(":+8443".to_owned()),
+        Just(":08443".to_owned()),
+        Just(":4294967296".to_owned()),
+        Just(":4294975739".to_owned()),
+        Just(":8443:8443".to_owned()),
+        ":[0-9]{1,6}",
+        ":[ -~]{0,6}",
+    ];
+    prop_oneof![
+        8 => (host, port).prop_map(|(h, p)| format!("{h}{p}")),
+        1 => "[ -~]{0,24}",
+    ]
+}
+
 fn client_id() -> impl Strategy<Value = String> {
     prop_oneof![
         Just("admin".to_owned()),
@@ -186,6 +217,13 @@ proptest! {
     #[test]
     fn token_reader_never_panics(token in any::<Vec<u8>>()) {
         invariants::check_token(&token);
+    }
+
+    /// Issue 23: no spelling of the authority is taken for Keycloak unless
+    /// Envoy routes it there, whatever the listener strips.
+    #[test]
+    fn only_what_envoy_routes_to_keycloak_is_rewritten(authority in authority()) {
+        invariants::check_authority(authority.as_bytes());
     }
 
     #[test]

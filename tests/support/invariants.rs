@@ -9,11 +9,14 @@
 //!   a log line or a debug rendering;
 //! - only a request that every form reader reads alike is rewritten: the
 //!   plain form type with at most `charset=utf-8`, and an ASCII body of plain
-//!   names with well-formed escapes (checked here by a separate reading).
+//!   names with well-formed escapes (checked here by a separate reading);
+//! - only a request that Envoy routes to Keycloak's virtual host is
+//!   rewritten, whatever its authority and the listener's port stripping
+//!   (checked against a model of Envoy's stripping and domain matching).
 
 use azp_bridge::config::{AuthMethod, Config};
 use azp_bridge::form;
-use azp_bridge::policy::{self, AuthorizationChange, HeadPlan, Inspection, Outcome, RequestHeaders};
+use azp_bridge::policy::{self, AuthorizationChange, HeadPlan, Inspection, Outcome, PassReason, RequestHeaders};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
@@ -279,6 +282,92 @@ pub fn check_response(body: &[u8]) {
             text(after),
             text(expected),
             "only the id_token goes, values byte for byte"
+        );
+    }
+}
+
+/// What Envoy's connection manager leaves of an authority before it picks a
+/// virtual host (`HeaderUtility::stripPortFromHost`): a port after the last
+/// `:` outside brackets is cut when it reads as a `u32` (digits, an optional
+/// `+`) and, with `strip_matching_host_port`, equals the listener's port.
+fn envoy_stripped(authority: &[u8], listener_port: Option<u32>) -> Vec<u8> {
+    let colon = authority.iter().rposition(|&b| b == b':');
+    let bracket = authority.iter().rposition(|&b| b == b']');
+    let Some(colon) = colon.filter(|&c| bracket.is_none_or(|b| b < c)) else {
+        return authority.to_vec();
+    };
+    let port = std::str::from_utf8(&authority[colon + 1..]).ok();
+    let digits = port.map(|p| p.strip_prefix('+').unwrap_or(p));
+    let parsed = digits
+        .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|d| d.parse::<u32>().ok());
+    match (parsed, listener_port) {
+        (Some(port), Some(listener)) if port != listener => authority.to_vec(),
+        (Some(_), _) => authority[..colon].to_vec(),
+        (None, _) => authority.to_vec(),
+    }
+}
+
+/// The authorities of [`check_authority`]'s configuration, which are also
+/// the domains of Keycloak's virtual host in the model of Envoy's routing;
+/// every other authority goes to a catch-all.
+pub const KEYCLOAK_DOMAINS: [&str; 2] = ["keycloak.example.com", "keycloak.example.com:8443"];
+const LISTENER_PORT: u32 = 8443;
+
+/// Envoy's choice of virtual host: a domain equal to the host, ASCII case aside.
+fn envoy_routes_to_keycloak(host: &[u8]) -> bool {
+    KEYCLOAK_DOMAINS.iter().any(|d| d.as_bytes().eq_ignore_ascii_case(host))
+}
+
+/// A forged refresh naming a configured client, with any authority, sent to
+/// a listener that strips no port, any port, or its own: it is rewritten
+/// only if Envoy routes it to Keycloak's virtual host.
+pub fn check_authority(authority: &[u8]) {
+    static CONFIG: std::sync::OnceLock<Config> = std::sync::OnceLock::new();
+    let config = CONFIG.get_or_init(|| {
+        let json = format!(
+            r#"{{"authorities":["{}","{}"],"clients":[{{"client_id":"admin","client_secret":"Adm1n&Secret=+/","allowed_callers":["mobile"]}}]}}"#,
+            KEYCLOAK_DOMAINS[0], KEYCLOAK_DOMAINS[1]
+        );
+        azp_bridge::config::parse(json.as_bytes(), &|_| None).unwrap()
+    });
+    let token = format!(
+        "eyJhbGciOiJIUzUxMiJ9.{}.c2ln",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(r#"{"iss":"https://keycloak.example.com/realms/demo","azp":"admin","typ":"Refresh"}"#)
+    );
+    let body = format!("grant_type=refresh_token&client_id=mobile&refresh_token={token}");
+    for listener_port in [None, Some(None), Some(Some(LISTENER_PORT))] {
+        // None: no stripping; Some(None): any port; Some(Some(p)): the listener's.
+        let seen = match listener_port {
+            None => authority.to_vec(),
+            Some(listener) => envoy_stripped(authority, listener),
+        };
+        let headers = Headers(vec![
+            (":method", b"POST"),
+            (":path", b"/realms/demo/protocol/openid-connect/token"),
+            (":authority", &seen),
+            ("content-type", b"application/x-www-form-urlencoded"),
+        ]);
+        let rewritten = match policy::plan(config, &headers, &|| None) {
+            HeadPlan::Inspect(inspection) => {
+                matches!(
+                    policy::decide(config, &inspection, body.as_bytes()).outcome,
+                    Outcome::Rewrite(_)
+                )
+            }
+            HeadPlan::Pass(_, reason) => {
+                assert_eq!(reason, PassReason::UpstreamNotAllowed);
+                false
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            rewritten,
+            envoy_routes_to_keycloak(&seen),
+            "authority {:?} (seen as {:?}, stripping {listener_port:?})",
+            String::from_utf8_lossy(authority),
+            String::from_utf8_lossy(&seen)
         );
     }
 }
