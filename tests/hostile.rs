@@ -314,3 +314,37 @@ fn hostile_requests_get_their_documented_outcome_and_the_filter_survives() {
     let ambiguous = cases.iter().filter(|c| matches!(c.expect, Expect::Ambiguous)).count();
     assert_eq!(counters["passed.ambiguous"], ambiguous as u64);
 }
+
+/// Issue 23, finding 2: a request does not decide what the filter spends.
+/// A realm longer than any Keycloak realm names no token endpoint: it is
+/// forwarded as sent, counted nowhere and logged nowhere (before, its 50 KB
+/// went into a warning line, searched for every configured secret). The
+/// same request with a short realm is passed as ambiguous, and its warning
+/// shows 64 characters of a 5 KB `x-request-id`.
+#[test]
+fn overlong_realms_and_request_ids_cost_no_log_line() {
+    let upstream = Upstream::start();
+    let envoy = EnvoySpec::new(CONFIG, upstream.port).start();
+    let body = refresh(&admin_token());
+    let request_id = "r".repeat(5_000);
+    let send = |realm: &str| {
+        let path = format!("/realms/{realm}/protocol/openid-connect/token");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: keycloak.test\r\ncontent-type: application/x-www-form-urlencoded; charset=x\r\n\
+             x-request-id: {request_id}\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        );
+        let before = upstream.requests().len();
+        let status = http1::exchange(envoy.port, &[head.as_bytes(), body.as_bytes()].concat()).status;
+        assert_eq!(status, 200, "realm of {} bytes", realm.len());
+        assert_eq!(upstream.wait_for(before + 1)[before].body_str(), body);
+    };
+    send(&"a".repeat(50_000));
+    let counters = envoy.counters();
+    assert_eq!(counters.values().sum::<u64>(), 0, "{counters:?}");
+    send("demo");
+    assert_eq!(envoy.counter("passed.ambiguous"), 1);
+    let log = envoy.wait_log(&format!("request_id={}...", "r".repeat(64)));
+    assert!(!log.contains(&"a".repeat(65)), "the long realm was logged");
+    assert!(!log.contains(&"r".repeat(65)), "the whole request id was logged");
+}
