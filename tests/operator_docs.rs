@@ -2,8 +2,8 @@
 //! (no Envoy here; the behaviour behind each point is tested elsewhere):
 //! placeholder commands stop on an unset variable instead of deploying an
 //! unpinned module, the failure-policy summaries say what
-//! tests/lost_bridge.rs shows for a remote module, and the README names the
-//! tool versions scripts/check-manifests.sh pins.
+//! tests/lost_bridge.rs shows for a remote module, and docs/compatibility.md
+//! names the tool versions scripts/check-manifests.sh pins.
 
 mod support;
 
@@ -72,19 +72,22 @@ fn oras_digests_lose_their_sha256_prefix() {
 
 #[test]
 fn failure_policy_summaries_say_what_a_remote_module_does() {
-    let readme = read("README.md");
-    assert!(
-        !readme.contains("refused under every policy: failing open does not hide it"),
-        "the README repeats the claim tests/lost_bridge.rs disproves for a remote module"
-    );
+    for path in operator_files() {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            !text.contains("refused under every policy: failing open does not hide it"),
+            "{} repeats the claim tests/lost_bridge.rs disproves for a remote module",
+            path.display()
+        );
+    }
     for (file, needles) in [
+        // The README's summary; the chapter is docs/deployment.md's "Failure policy".
         (
             "README.md",
             &[
                 "starts and serves **without the bridge**",
                 "answers **500 to every request on that listener**",
-                "tests/lost_bridge.rs",
-                "Istio 1.27",
+                "docs/deployment.md#failure-policy",
             ][..],
         ),
         (
@@ -92,6 +95,7 @@ fn failure_policy_summaries_say_what_a_remote_module_does() {
             &[
                 "**the filter is skipped: refreshes pass unbridged, silently**",
                 "tests/lost_bridge.rs",
+                "from Istio 1.27",
             ][..],
         ),
         (
@@ -120,7 +124,7 @@ fn failure_policy_summaries_say_what_a_remote_module_does() {
 }
 
 #[test]
-fn readme_names_the_tool_versions_check_manifests_pins() {
+fn compatibility_doc_names_the_tool_versions_check_manifests_pins() {
     let script = read("scripts/check-manifests.sh");
     let pinned = |name: &str| {
         script
@@ -130,16 +134,16 @@ fn readme_names_the_tool_versions_check_manifests_pins() {
             .unwrap_or_else(|| panic!("scripts/check-manifests.sh sets {name}"))
             .to_owned()
     };
-    let readme = read("README.md");
+    let doc = read("docs/compatibility.md");
     for (name, module) in [
         ("ISTIO_VERSION", "istio.io/istio"),
         ("EG_VERSION", "github.com/envoyproxy/gateway"),
     ] {
         let version = pinned(name);
         let row = format!("`{module}` `{version}`");
-        assert!(readme.contains(&row), "README.md does not name {row}");
+        assert!(doc.contains(&row), "docs/compatibility.md does not name {row}");
     }
-    assert!(readme.contains("make check-manifests"));
+    assert!(doc.contains("make check-manifests"));
     let makefile = read("Makefile");
     assert!(makefile.contains("scripts/check-manifests.sh"));
     assert!(read("scripts/test-matrix.sh").contains("scripts/check-manifests.sh"));
