@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make fuzz`: coverage-guided fuzzing (libFuzzer via cargo fuzz, nightly Rust)
 # of the form parser, token reader, configuration parser and the whole
-# decision and rewrite, and whole requests (Content-Type and body mutated
-# together), with the invariants of tests/support/invariants.rs.
+# decision and rewrite, whole requests (Content-Type and body mutated
+# together) and any authority through each kind of port stripping, with the
+# invariants of tests/support/invariants.rs.
 # FUZZ_SECONDS per target (default 60); FUZZ_TARGETS to choose (default all).
 # Seeds are in fuzz/seeds/<target>; what the fuzzer finds goes to fuzz/corpus.
 set -euo pipefail
