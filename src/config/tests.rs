@@ -2,6 +2,7 @@
 //! and never repeats a value (a value in the wrong place may be a secret).
 
 use super::*;
+use serde_json::{json, Value};
 
 const SECRET: &str = "s3cr3t-value";
 
@@ -24,6 +25,58 @@ fn refused(json: &str) -> ConfigError {
 
 const MINIMAL: &str = r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"admin","client_secret":"inline-secret","allowed_callers":["mobile"]}]}"#;
 
+/// A test configuration, built from a valid one by changing what a test is
+/// about: Keycloak's cluster and one client `a` ([`client`]). Keys come out
+/// in alphabetical order; where the order of the input matters (which of
+/// two errors serde meets first), the tests write the JSON out.
+#[derive(Clone)]
+struct Builder(Value);
+
+fn config() -> Builder {
+    Builder(json!({"upstream_clusters": ["keycloak"], "clients": [client("a")]}))
+}
+
+/// A client with an inline secret (which no refusal may repeat), allowed for `m`.
+fn client(id: &str) -> Value {
+    json!({"client_id": id, "client_secret": "inline-secret", "allowed_callers": ["m"]})
+}
+
+impl Builder {
+    /// Sets a root field.
+    fn with(mut self, key: &str, value: Value) -> Self {
+        self.0[key] = value;
+        self
+    }
+
+    /// Sets a field of the first client (`Value::Null`: removes it).
+    fn client_with(mut self, key: &str, value: Value) -> Self {
+        if let Some(client) = self.0["clients"][0].as_object_mut() {
+            if value.is_null() {
+                client.remove(key);
+            } else {
+                client.insert(key.to_owned(), value);
+            }
+        }
+        self
+    }
+
+    fn clients(self, clients: Vec<Value>) -> Self {
+        self.with("clients", Value::Array(clients))
+    }
+
+    fn text(&self) -> String {
+        self.0.to_string()
+    }
+
+    fn parse(&self) -> Config {
+        parse_str(&self.text()).unwrap()
+    }
+
+    fn refused(&self) -> ConfigError {
+        refused(&self.text())
+    }
+}
+
 #[test]
 fn minimal_configuration_gets_defaults() {
     let config = parse_str(MINIMAL).unwrap();
@@ -41,13 +94,17 @@ fn minimal_configuration_gets_defaults() {
 
 #[test]
 fn full_configuration() {
-    let config = parse_str(
-        r#"{"upstream_clusters":["keycloak"],"clients":[
-            {"client_id":"a","client_secret_env":"ADMIN_SECRET","auth_method":"client_secret_basic","allowed_callers":["m","n"],"realms":["demo"]},
-            {"client_id":"b","client_secret":"x","auth_method":"client_secret_post","allowed_callers":["m"],"id_token":"keep"}
-        ],"hold_headers":true,"max_body_bytes":1024,"max_response_bytes":4096}"#,
-    )
-    .unwrap();
+    let config = config()
+        .clients(vec![
+            json!({"client_id": "a", "client_secret_env": "ADMIN_SECRET", "auth_method": "client_secret_basic",
+                   "allowed_callers": ["m", "n"], "realms": ["demo"]}),
+            json!({"client_id": "b", "client_secret": "x", "auth_method": "client_secret_post",
+                   "allowed_callers": ["m"], "id_token": "keep"}),
+        ])
+        .with("hold_headers", json!(true))
+        .with("max_body_bytes", json!(1024))
+        .with("max_response_bytes", json!(4096))
+        .parse();
     assert!(config.hold_headers);
     assert_eq!(config.max_body_bytes, 1024);
     assert_eq!(config.max_response_bytes, 4096);
@@ -123,134 +180,138 @@ fn secret_never_shows_in_debug_output() {
 
 #[test]
 fn refusals_name_the_field() {
-    let cases = [
+    // The shape of the whole document: written out.
+    for (json, field, problem) in [
         ("{", "(root)", "is not valid JSON"),
         (r#"{"clients":"inline-secret"}"#, "clients", "must be a list"),
         ("[]", "(root)", "must be an object"),
         ("{}", "clients", "is missing"),
         (
-            r#"{"upstream_clusters":["keycloak"],"clients":[]}"#,
-            "clients",
-            "must not be empty",
-        ),
-        (
             r#"{"upstream_clusters":["keycloak"],"extra":1,"clients":[{}]}"#,
             "extra",
             "is not a known field",
         ),
+    ] {
+        let err = refused(json);
+        assert_eq!(err.field, field, "{json}");
+        assert!(err.problem.contains(problem), "{json}: {}", err.problem);
+    }
+    // One thing wrong in a valid configuration.
+    let two_fallbacks = config().clients(vec![client("a"), client("a")]);
+    let cases = [
+        (config().clients(vec![]), "clients", "must not be empty"),
         (
-            r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"inline-secret","allowed_callers":["m"],"colour":1}]}"#,
+            config().client_with("colour", json!(1)),
             "clients[0].colour",
             "is not a known field",
         ),
         (
-            r#"{"upstream_clusters":["keycloak"],"clients":[{"client_secret":"inline-secret","allowed_callers":["m"]}]}"#,
+            config().client_with("client_id", Value::Null),
             "clients[0].client_id",
             "is missing",
         ),
         (
-            r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"","client_secret":"x","allowed_callers":["m"]}]}"#,
+            config().client_with("client_id", json!("")),
             "clients[0].client_id",
             "must not be empty",
         ),
         (
-            r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":7,"client_secret":"x","allowed_callers":["m"]}]}"#,
+            config().client_with("client_id", json!(7)),
             "clients[0].client_id",
             "must be a string",
         ),
         (
-            r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","allowed_callers":["m"]}]}"#,
+            config().client_with("client_secret", Value::Null),
             "clients[0].client_secret",
             "or client_secret_env must be set",
         ),
         (
-            r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"inline-secret","client_secret_env":"ADMIN_SECRET","allowed_callers":["m"]}]}"#,
+            config().client_with("client_secret_env", json!("ADMIN_SECRET")),
             "clients[0].client_secret",
             "both set",
         ),
         (
-            r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"","allowed_callers":["m"]}]}"#,
+            config().client_with("client_secret", json!("")),
             "clients[0].client_secret",
             "must not be empty",
         ),
         (
-            r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":["inline-secret"],"allowed_callers":["m"]}]}"#,
+            config().client_with("client_secret", json!(["inline-secret"])),
             "clients[0].client_secret",
             "must be a string",
         ),
         (
-            r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret_env":"NOT_SET","allowed_callers":["m"]}]}"#,
+            config()
+                .client_with("client_secret", Value::Null)
+                .client_with("client_secret_env", json!("NOT_SET")),
             "clients[0].client_secret_env",
             "NOT_SET, which is not set",
         ),
         (
-            r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x"}]}"#,
+            config().client_with("allowed_callers", Value::Null),
             "clients[0].allowed_callers",
             "is missing",
         ),
         (
-            r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":[]}]}"#,
+            config().client_with("allowed_callers", json!([])),
             "clients[0].allowed_callers",
             "must not be empty",
         ),
         (
-            r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":"m"}]}"#,
+            config().client_with("allowed_callers", json!("m")),
             "clients[0].allowed_callers",
             "must be a list",
         ),
         (
-            r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m",""]}]}"#,
+            config().client_with("allowed_callers", json!(["m", ""])),
             "clients[0].allowed_callers[1]",
             "must not be empty",
         ),
         (
-            r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"],"realms":[]}]}"#,
+            config().client_with("realms", json!([])),
             "clients[0].realms",
             "must not be empty",
         ),
         (
-            r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"],"realms":[1]}]}"#,
+            config().client_with("realms", json!([1])),
             "clients[0].realms[0]",
             "must be a string",
         ),
         (
-            r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"],"auth_method":"rs256_jwt"}]}"#,
+            config().client_with("auth_method", json!("rs256_jwt")),
             "clients[0].auth_method",
             "must be",
         ),
         (
-            r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"],"auth_method":"client_secret_basic"}]}"#,
+            config().client_with("auth_method", json!("client_secret_basic")),
             "clients[0].auth_method",
             "needs \"hold_headers\": true",
         ),
+        (two_fallbacks, "clients[1].realms", "no realms either"),
         (
-            r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"]},{"client_id":"a","client_secret":"y","allowed_callers":["n"]}]}"#,
-            "clients[1].realms",
-            "no realms either",
-        ),
-        (
-            r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"]}],"hold_headers":"yes"}"#,
+            config().with("hold_headers", json!("yes")),
             "hold_headers",
             "true or false",
         ),
         (
-            r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"]}],"max_body_bytes":0}"#,
+            config().with("max_body_bytes", json!(0)),
             "max_body_bytes",
             "whole number",
         ),
         (
-            r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"]}],"max_body_bytes":-1}"#,
+            config().with("max_body_bytes", json!(-1)),
             "max_body_bytes",
             "whole number",
         ),
         (
-            r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"]}],"max_body_bytes":99999999999}"#,
+            config().with("max_body_bytes", json!(99_999_999_999u64)),
             "max_body_bytes",
             "whole number",
         ),
     ];
-    for (json, field, problem) in cases {
-        let err = refused(json);
+    for (config, field, problem) in cases {
+        let err = config.refused();
+        let json = config.text();
         assert_eq!(err.field, field, "{json}");
         assert!(err.problem.contains(problem), "{json}: {}", err.problem);
     }
@@ -381,25 +442,28 @@ const TEST_KEY: &str = include_str!("../../tests/fixtures/es256-test-key.pem");
 
 #[test]
 fn one_client_id_per_realm_and_one_fallback() {
-    let config = parse_str(
-        r#"{"upstream_clusters":["k"],"clients":[
-            {"client_id":"portal","client_secret":"a-secret","allowed_callers":["web"],"realms":["tenant-a"]},
-            {"client_id":"portal","client_secret":"b-secret","allowed_callers":["web"],"realms":["tenant-b","tenant-x"]},
-            {"client_id":"portal","client_secret":"any-secret","allowed_callers":["web"]}
-        ]}"#,
-    )
-    .unwrap();
-    let secret = |realm| config.client("portal", realm).unwrap().secret.expose().to_owned();
+    let portal = |secret: &str, realms: Option<Value>| {
+        let mut entry = json!({"client_id": "portal", "client_secret": secret, "allowed_callers": ["web"]});
+        if let Some(realms) = realms {
+            entry["realms"] = realms;
+        }
+        entry
+    };
+    let entries = config()
+        .clients(vec![
+            portal("a-secret", Some(json!(["tenant-a"]))),
+            portal("b-secret", Some(json!(["tenant-b", "tenant-x"]))),
+            portal("any-secret", None),
+        ])
+        .parse();
+    let secret = |realm| entries.client("portal", realm).unwrap().secret.expose().to_owned();
     assert_eq!(secret("tenant-a"), "a-secret");
     assert_eq!(secret("tenant-b"), "b-secret");
     assert_eq!(secret("tenant-x"), "b-secret");
     assert_eq!(secret("tenant-z"), "any-secret");
-    assert!(config.knows("portal") && !config.knows("web"));
-    assert!(config.client("web", "tenant-a").is_none());
-    let no_fallback = parse_str(
-        r#"{"upstream_clusters":["k"],"clients":[{"client_id":"portal","client_secret":"a","allowed_callers":["web"],"realms":["tenant-a"]}]}"#,
-    )
-    .unwrap();
+    assert!(entries.knows("portal") && !entries.knows("web"));
+    assert!(entries.client("web", "tenant-a").is_none());
+    let no_fallback = config().clients(vec![portal("a", Some(json!(["tenant-a"])))]).parse();
     assert!(no_fallback.client("portal", "tenant-b").is_none());
 }
 
@@ -508,57 +572,63 @@ fn signed_jwt_targets_need_an_issuer_and_entries_may_name_their_own() {
 
 #[test]
 fn signed_jwt_refusals_name_the_field_and_no_value() {
-    let client = |fields: &str| {
-        format!(r#"{{"upstream_clusters":["k"],"clients":[{{"client_id":"c","allowed_callers":["m"],{fields}}}]}}"#)
+    let client = |fields: Value| {
+        let mut client = json!({"client_id": "c", "allowed_callers": ["m"]});
+        if let (Some(client), Value::Object(fields)) = (client.as_object_mut(), fields) {
+            client.extend(fields);
+        }
+        config().with("upstream_clusters", json!(["k"])).clients(vec![client])
     };
+    const HS256: &str = "must be at least 32 bytes for client_secret_jwt (an HS256 key)";
+    const PEM: &str = "is not a PKCS#8 PEM of a P-256 private key (-----BEGIN PRIVATE KEY-----)";
     for (fields, field, problem) in [
         (
-            r#""client_secret":"inline-secret","auth_method":"client_secret_jwt""#,
+            json!({"client_secret": "inline-secret", "auth_method": "client_secret_jwt"}),
             "clients[0].client_secret",
-            "must be at least 32 bytes for client_secret_jwt (an HS256 key)",
+            HS256,
         ),
         (
-            r#""client_secret_env":"ADMIN_SECRET","auth_method":"client_secret_jwt""#,
+            json!({"client_secret_env": "ADMIN_SECRET", "auth_method": "client_secret_jwt"}),
             "clients[0].client_secret_env",
-            "must be at least 32 bytes for client_secret_jwt (an HS256 key)",
+            HS256,
         ),
         (
-            r#""private_key":"inline-secret","auth_method":"private_key_jwt""#,
+            json!({"private_key": "inline-secret", "auth_method": "private_key_jwt"}),
             "clients[0].private_key",
-            "is not a PKCS#8 PEM of a P-256 private key (-----BEGIN PRIVATE KEY-----)",
+            PEM,
         ),
         (
-            r#""private_key_env":"ADMIN_SECRET","auth_method":"private_key_jwt""#,
+            json!({"private_key_env": "ADMIN_SECRET", "auth_method": "private_key_jwt"}),
             "clients[0].private_key_env",
-            "is not a PKCS#8 PEM of a P-256 private key (-----BEGIN PRIVATE KEY-----)",
+            PEM,
         ),
         (
-            r#""auth_method":"private_key_jwt""#,
+            json!({"auth_method": "private_key_jwt"}),
             "clients[0].private_key",
             "or private_key_env must be set",
         ),
         (
-            r#""private_key":"a","private_key_env":"B","auth_method":"private_key_jwt""#,
+            json!({"private_key": "a", "private_key_env": "B", "auth_method": "private_key_jwt"}),
             "clients[0].private_key",
             "and private_key_env are both set; set exactly one",
         ),
         (
-            r#""client_secret":"inline-secret","private_key":"a","auth_method":"private_key_jwt""#,
+            json!({"client_secret": "inline-secret", "private_key": "a", "auth_method": "private_key_jwt"}),
             "clients[0].client_secret",
             "and client_secret_env must not be set for private_key_jwt (it signs with private_key or private_key_env)",
         ),
         (
-            r#""client_secret":"inline-secret","private_key":"a""#,
+            json!({"client_secret": "inline-secret", "private_key": "a"}),
             "clients[0].private_key",
             "and private_key_env are only for auth_method private_key_jwt",
         ),
         (
-            r#""client_secret":"inline-secret","key_id":"k""#,
+            json!({"client_secret": "inline-secret", "key_id": "k"}),
             "clients[0].key_id",
             "is only for client_secret_jwt and private_key_jwt",
         ),
     ] {
-        let err = refused(&client(fields));
+        let err = client(fields.clone()).refused();
         assert_eq!((err.field.as_str(), err.problem.as_str()), (field, problem), "{fields}");
     }
 }
