@@ -20,7 +20,7 @@ for ((i = 0; i < ${#args[@]}; i++)); do
   if [ "${args[$i]}" = "--target-dir" ]; then target_dir="${args[$((i + 1))]}"; fi
 done
 
-# What the module says it is at on_configure (src/filter.rs): the crate
+# What the module says it is at on_configure (src/plugin.rs): the crate
 # version and this commit, `-dirty` when the work tree has changes, `unknown`
 # outside a git checkout. A caller may set AZP_BRIDGE_COMMIT (a source archive).
 if [ -z "${AZP_BRIDGE_COMMIT:-}" ]; then

@@ -311,7 +311,7 @@ fn index_entry(index: &mut HashMap<String, ClientEntries>, client: &TargetClient
 }
 
 fn target_client(
-    raw: RawClient,
+    mut raw: RawClient,
     path: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<TargetClient, ConfigError> {
@@ -319,64 +319,9 @@ fn target_client(
     if raw.client_id.is_empty() {
         return Err(error(field("client_id"), "must not be empty"));
     }
-    let signs_with_key = raw.auth_method == AuthMethod::PrivateKeyJwt;
     let secret_inline = raw.client_secret.is_some();
-    let secret = if signs_with_key {
-        if raw.client_secret.is_some() || raw.client_secret_env.is_some() {
-            return Err(error(
-                field("client_secret"),
-                "and client_secret_env must not be set for private_key_jwt (it signs with private_key or private_key_env)",
-            ));
-        }
-        String::new()
-    } else {
-        if raw.private_key.is_some() || raw.private_key_env.is_some() {
-            return Err(error(
-                field("private_key"),
-                "and private_key_env are only for auth_method private_key_jwt",
-            ));
-        }
-        from_value_or_env(
-            raw.client_secret,
-            raw.client_secret_env,
-            &field("client_secret"),
-            "client_secret_env",
-            env,
-        )?
-    };
-    let assertion_key = match raw.auth_method {
-        AuthMethod::ClientSecretPost | AuthMethod::ClientSecretBasic => None,
-        AuthMethod::ClientSecretJwt => {
-            if secret.len() < 32 {
-                return Err(error(
-                    field(if secret_inline {
-                        "client_secret"
-                    } else {
-                        "client_secret_env"
-                    }),
-                    "must be at least 32 bytes for client_secret_jwt (an HS256 key)",
-                ));
-            }
-            Some(AssertionKey::Hs256(secret.as_bytes().to_vec()))
-        }
-        AuthMethod::PrivateKeyJwt => {
-            let inline = raw.private_key.is_some();
-            let pem = from_value_or_env(
-                raw.private_key,
-                raw.private_key_env,
-                &field("private_key"),
-                "private_key_env",
-                env,
-            )?;
-            let name = if inline { "private_key" } else { "private_key_env" };
-            Some(AssertionKey::es256_from_pem(&pem).map_err(|_| {
-                error(
-                    field(name),
-                    "is not a PKCS#8 PEM of a P-256 private key (-----BEGIN PRIVATE KEY-----)",
-                )
-            })?)
-        }
-    };
+    let secret = client_secret(&mut raw, path, env)?;
+    let assertion_key = assertion_key(&mut raw, &secret, secret_inline, path, env)?;
     if raw.key_id.as_deref() == Some("") {
         return Err(error(field("key_id"), "must not be empty"));
     }
@@ -399,6 +344,85 @@ fn target_client(
         id_token: raw.id_token,
         issuer: checked_issuer(raw.issuer, &field("issuer"))?,
     })
+}
+
+/// The client secret, from `client_secret` or `client_secret_env` (exactly
+/// one). `private_key_jwt` has none (empty): it signs with a key, and only
+/// it may name one.
+fn client_secret(raw: &mut RawClient, path: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+    let field = |name: &str| format!("{path}.{name}");
+    if raw.auth_method == AuthMethod::PrivateKeyJwt {
+        if raw.client_secret.is_some() || raw.client_secret_env.is_some() {
+            return Err(error(
+                field("client_secret"),
+                "and client_secret_env must not be set for private_key_jwt (it signs with private_key or private_key_env)",
+            ));
+        }
+        return Ok(String::new());
+    }
+    if raw.private_key.is_some() || raw.private_key_env.is_some() {
+        return Err(error(
+            field("private_key"),
+            "and private_key_env are only for auth_method private_key_jwt",
+        ));
+    }
+    from_value_or_env(
+        raw.client_secret.take(),
+        raw.client_secret_env.take(),
+        &field("client_secret"),
+        "client_secret_env",
+        env,
+    )
+}
+
+/// The key of a signed-JWT method's assertions, read once: the client
+/// secret as an HS256 key (`client_secret_jwt`, at least 32 bytes), or the
+/// P-256 key of `private_key` or `private_key_env` (`private_key_jwt`).
+/// Errors name the field the value came from (`secret_inline`: the secret
+/// was `client_secret`), never the value.
+fn assertion_key(
+    raw: &mut RawClient,
+    secret: &str,
+    secret_inline: bool,
+    path: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<AssertionKey>, ConfigError> {
+    let field = |name: &str| format!("{path}.{name}");
+    match raw.auth_method {
+        AuthMethod::ClientSecretPost | AuthMethod::ClientSecretBasic => Ok(None),
+        AuthMethod::ClientSecretJwt => {
+            if secret.len() < 32 {
+                let name = if secret_inline {
+                    "client_secret"
+                } else {
+                    "client_secret_env"
+                };
+                return Err(error(
+                    field(name),
+                    "must be at least 32 bytes for client_secret_jwt (an HS256 key)",
+                ));
+            }
+            Ok(Some(AssertionKey::Hs256(secret.as_bytes().to_vec())))
+        }
+        AuthMethod::PrivateKeyJwt => {
+            let inline = raw.private_key.is_some();
+            let pem = from_value_or_env(
+                raw.private_key.take(),
+                raw.private_key_env.take(),
+                &field("private_key"),
+                "private_key_env",
+                env,
+            )?;
+            let name = if inline { "private_key" } else { "private_key_env" };
+            let key = AssertionKey::es256_from_pem(&pem).map_err(|_| {
+                error(
+                    field(name),
+                    "is not a PKCS#8 PEM of a P-256 private key (-----BEGIN PRIVATE KEY-----)",
+                )
+            })?;
+            Ok(Some(key))
+        }
+    }
 }
 
 /// Keycloak's base URL as tokens name it: `http(s)://host[:port][/path]`,
@@ -660,550 +684,4 @@ fn expected(name: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const SECRET: &str = "s3cr3t-value";
-
-    fn no_env(_: &str) -> Option<String> {
-        None
-    }
-
-    fn parse_str(json: &str) -> Result<Config, ConfigError> {
-        parse(json.as_bytes(), &|name| {
-            (name == "ADMIN_SECRET").then(|| SECRET.to_owned())
-        })
-    }
-
-    fn refused(json: &str) -> ConfigError {
-        let err = parse_str(json).unwrap_err();
-        assert!(!err.to_string().contains(SECRET), "{err}");
-        assert!(!err.to_string().contains("inline-secret"), "{err}");
-        err
-    }
-
-    const MINIMAL: &str = r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"admin","client_secret":"inline-secret","allowed_callers":["mobile"]}]}"#;
-
-    #[test]
-    fn minimal_configuration_gets_defaults() {
-        let config = parse_str(MINIMAL).unwrap();
-        assert!(!config.hold_headers);
-        assert_eq!(config.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
-        let client = config.client("admin", "demo").unwrap();
-        assert_eq!(client.secret.expose(), "inline-secret");
-        assert_eq!(client.auth_method, AuthMethod::ClientSecretPost);
-        assert_eq!(client.allowed_callers, vec!["mobile"]);
-        assert_eq!(client.realms, None);
-        assert_eq!(client.id_token, IdToken::Drop);
-        assert_eq!(config.max_response_bytes, DEFAULT_MAX_RESPONSE_BYTES);
-        assert!(config.client("mobile", "demo").is_none());
-    }
-
-    #[test]
-    fn full_configuration() {
-        let config = parse_str(
-            r#"{"upstream_clusters":["keycloak"],"clients":[
-                {"client_id":"a","client_secret_env":"ADMIN_SECRET","auth_method":"client_secret_basic","allowed_callers":["m","n"],"realms":["demo"]},
-                {"client_id":"b","client_secret":"x","auth_method":"client_secret_post","allowed_callers":["m"],"id_token":"keep"}
-            ],"hold_headers":true,"max_body_bytes":1024,"max_response_bytes":4096}"#,
-        )
-        .unwrap();
-        assert!(config.hold_headers);
-        assert_eq!(config.max_body_bytes, 1024);
-        assert_eq!(config.max_response_bytes, 4096);
-        assert_eq!(config.client("b", "demo").unwrap().id_token, IdToken::Keep);
-        let a = config.client("a", "demo").unwrap();
-        assert_eq!(a.secret.expose(), SECRET);
-        assert_eq!(a.auth_method, AuthMethod::ClientSecretBasic);
-        assert_eq!(a.realms.as_deref(), Some(&["demo".to_owned()][..]));
-    }
-
-    #[test]
-    fn where_keycloak_is_must_be_said() {
-        let err = refused(r#"{"clients":[{"client_id":"a","client_secret":"inline-secret","allowed_callers":["m"]}]}"#);
-        assert_eq!(
-            err.to_string(),
-            "invalid configuration: `upstream_clusters` is missing: set it (or `authorities`) to where Keycloak is, so that a secret only ever goes there"
-        );
-        for (json, field, problem) in [
-            (r#""upstream_clusters":[]"#, "upstream_clusters", "must not be empty"),
-            (
-                r#""upstream_clusters":"keycloak""#,
-                "upstream_clusters",
-                "must be a list of strings",
-            ),
-            (
-                r#""upstream_clusters":[""]"#,
-                "upstream_clusters[0]",
-                "must not be empty",
-            ),
-            (r#""authorities":["a","kc.example.com/x"]"#, "authorities[1]", AUTHORITY),
-            (r#""authorities":["kc.example.com:x"]"#, "authorities[0]", AUTHORITY),
-            (r#""authorities":["kc.example.com:"]"#, "authorities[0]", AUTHORITY),
-            (
-                r#""authorities":["kc.example.com:123456"]"#,
-                "authorities[0]",
-                AUTHORITY,
-            ),
-            (r#""authorities":[":8443"]"#, "authorities[0]", AUTHORITY),
-            (r#""authorities":["user@kc.example.com"]"#, "authorities[0]", AUTHORITY),
-            (r#""authorities":["kc example.com"]"#, "authorities[0]", AUTHORITY),
-            (r#""authorities":["[::1"]"#, "authorities[0]", AUTHORITY),
-            (r#""authorities":["[::1]x"]"#, "authorities[0]", AUTHORITY),
-        ] {
-            let err = refused(&format!(
-                r#"{{{json},"clients":[{{"client_id":"a","client_secret":"inline-secret","allowed_callers":["m"]}}]}}"#
-            ));
-            assert_eq!((err.field.as_str(), err.problem.as_str()), (field, problem), "{json}");
-        }
-        let config = parse_str(
-            r#"{"authorities":["KeyCloak.Example.com","kc.example.com:8443","[::1]:8080","[::1]"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"]}]}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            config.upstream,
-            Upstream {
-                clusters: None,
-                authorities: Some(
-                    ["keycloak.example.com", "kc.example.com:8443", "[::1]:8080", "[::1]"]
-                        .map(str::to_owned)
-                        .to_vec()
-                )
-            }
-        );
-    }
-
-    const AUTHORITY: &str = "must be an authority as requests name Keycloak, `host` or `host:port` (matched exactly, port included: list every spelling Envoy routes to Keycloak)";
-
-    #[test]
-    fn secret_never_shows_in_debug_output() {
-        let config = parse_str(MINIMAL).unwrap();
-        assert!(!format!("{config:?}").contains("inline-secret"));
-    }
-
-    #[test]
-    fn refusals_name_the_field() {
-        let cases = [
-            ("{", "(root)", "is not valid JSON"),
-            (r#"{"clients":"inline-secret"}"#, "clients", "must be a list"),
-            ("[]", "(root)", "must be an object"),
-            ("{}", "clients", "is missing"),
-            (
-                r#"{"upstream_clusters":["keycloak"],"clients":[]}"#,
-                "clients",
-                "must not be empty",
-            ),
-            (
-                r#"{"upstream_clusters":["keycloak"],"extra":1,"clients":[{}]}"#,
-                "extra",
-                "is not a known field",
-            ),
-            (
-                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"inline-secret","allowed_callers":["m"],"colour":1}]}"#,
-                "clients[0].colour",
-                "is not a known field",
-            ),
-            (
-                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_secret":"inline-secret","allowed_callers":["m"]}]}"#,
-                "clients[0].client_id",
-                "is missing",
-            ),
-            (
-                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"","client_secret":"x","allowed_callers":["m"]}]}"#,
-                "clients[0].client_id",
-                "must not be empty",
-            ),
-            (
-                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":7,"client_secret":"x","allowed_callers":["m"]}]}"#,
-                "clients[0].client_id",
-                "must be a string",
-            ),
-            (
-                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","allowed_callers":["m"]}]}"#,
-                "clients[0].client_secret",
-                "or client_secret_env must be set",
-            ),
-            (
-                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"inline-secret","client_secret_env":"ADMIN_SECRET","allowed_callers":["m"]}]}"#,
-                "clients[0].client_secret",
-                "both set",
-            ),
-            (
-                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"","allowed_callers":["m"]}]}"#,
-                "clients[0].client_secret",
-                "must not be empty",
-            ),
-            (
-                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":["inline-secret"],"allowed_callers":["m"]}]}"#,
-                "clients[0].client_secret",
-                "must be a string",
-            ),
-            (
-                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret_env":"NOT_SET","allowed_callers":["m"]}]}"#,
-                "clients[0].client_secret_env",
-                "NOT_SET, which is not set",
-            ),
-            (
-                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x"}]}"#,
-                "clients[0].allowed_callers",
-                "is missing",
-            ),
-            (
-                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":[]}]}"#,
-                "clients[0].allowed_callers",
-                "must not be empty",
-            ),
-            (
-                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":"m"}]}"#,
-                "clients[0].allowed_callers",
-                "must be a list",
-            ),
-            (
-                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m",""]}]}"#,
-                "clients[0].allowed_callers[1]",
-                "must not be empty",
-            ),
-            (
-                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"],"realms":[]}]}"#,
-                "clients[0].realms",
-                "must not be empty",
-            ),
-            (
-                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"],"realms":[1]}]}"#,
-                "clients[0].realms[0]",
-                "must be a string",
-            ),
-            (
-                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"],"auth_method":"rs256_jwt"}]}"#,
-                "clients[0].auth_method",
-                "must be",
-            ),
-            (
-                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"],"auth_method":"client_secret_basic"}]}"#,
-                "clients[0].auth_method",
-                "needs \"hold_headers\": true",
-            ),
-            (
-                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"]},{"client_id":"a","client_secret":"y","allowed_callers":["n"]}]}"#,
-                "clients[1].realms",
-                "no realms either",
-            ),
-            (
-                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"]}],"hold_headers":"yes"}"#,
-                "hold_headers",
-                "true or false",
-            ),
-            (
-                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"]}],"max_body_bytes":0}"#,
-                "max_body_bytes",
-                "whole number",
-            ),
-            (
-                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"]}],"max_body_bytes":-1}"#,
-                "max_body_bytes",
-                "whole number",
-            ),
-            (
-                r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"]}],"max_body_bytes":99999999999}"#,
-                "max_body_bytes",
-                "whole number",
-            ),
-        ];
-        for (json, field, problem) in cases {
-            let err = refused(json);
-            assert_eq!(err.field, field, "{json}");
-            assert!(err.problem.contains(problem), "{json}: {}", err.problem);
-        }
-    }
-
-    #[test]
-    fn serde_errors_say_what_a_field_must_be_without_its_value() {
-        let client = r#"{"client_id":"a","client_secret":"x","allowed_callers":["m"]}"#;
-        let cases = [
-            (format!(r#"{{"upstream_clusters":["k"],"clients":[{client}],"hold_headers":true,"hold_headers":false}}"#), "hold_headers", "is given twice".to_owned()),
-            (format!(r#"{{"upstream_clusters":["k"],"clients":[{client}],"max_body_bytes":1.5}}"#), "max_body_bytes", format!("must be a whole number from 1 to {MAX_MAX_BODY_BYTES}, e.g. 65536")),
-            (format!(r#"{{"upstream_clusters":["k"],"clients":[{client}],"max_body_bytes":"65536"}}"#), "max_body_bytes", format!("must be a whole number from 1 to {MAX_MAX_BODY_BYTES}, e.g. 65536")),
-            (format!(r#"{{"upstream_clusters":[7],"clients":[{client}]}}"#), "upstream_clusters[0]", "must be a string".to_owned()),
-            (r#"{"upstream_clusters":["k"],"clients":["inline-secret"]}"#.to_owned(), "clients[0]", "must be an object".to_owned()),
-            (r#"{"upstream_clusters":["k"],"clients":[{"client_id":"a","client_secret":"inline-secret","allowed_callers":["m"],"auth_method":"inline-secret"}]}"#.to_owned(), "clients[0].auth_method", "must be \"client_secret_post\", \"client_secret_basic\", \"client_secret_jwt\" or \"private_key_jwt\"".to_owned()),
-            (r#"{"upstream_clusters":["k"],"clients":[{"client_id":"a","client_secret":"inline-secret","allowed_callers":["m"],"inline-secret":1}]}"#.to_owned(), "clients[0].inline-secret", "is not a known field (known: client_id, client_secret, client_secret_env, private_key, private_key_env, key_id, auth_method, allowed_callers, realms, id_token, issuer)".to_owned()),
-            (r#"{"inline-secret":1}"#.to_owned(), "inline-secret", "is not a known field (known: clients, upstream_clusters, authorities, issuer, hold_headers, max_body_bytes, max_response_bytes)".to_owned()),
-            (r#"{"upstream_clusters":["k"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"],"id_token":"inline-secret"}]}"#.to_owned(), "clients[0].id_token", "must be \"drop\" or \"keep\"".to_owned()),
-            (format!(r#"{{"upstream_clusters":["k"],"clients":[{client}],"max_response_bytes":0}}"#), "max_response_bytes", format!("must be a whole number from 1 to {MAX_MAX_BODY_BYTES}, e.g. 262144")),
-            (r#"{"clients":[{"client_id":"a","client_secret":"inline-secret","allowed_callers":["m"]}]} inline-secret"#.to_owned(), "(root)", "is not valid JSON (line 1, column 89)".to_owned()),
-        ];
-        for (json, field, problem) in cases {
-            let err = parse_str(&json).unwrap_err();
-            assert_eq!(
-                (err.field.as_str(), err.problem.as_str()),
-                (field, problem.as_str()),
-                "{json}"
-            );
-        }
-    }
-
-    #[test]
-    fn whole_valued_numbers_are_accepted_for_max_body_bytes() {
-        let client = r#"{"client_id":"a","client_secret":"x","allowed_callers":["m"]}"#;
-        for (written, bytes) in [
-            ("65536", 65536),
-            ("65536.0", 65536),
-            ("6.5536e4", 65536),
-            ("1", 1),
-            ("16777216.0", 16_777_216),
-        ] {
-            let config = parse_str(&format!(
-                r#"{{"upstream_clusters":["k"],"clients":[{client}],"max_body_bytes":{written}}}"#
-            ))
-            .unwrap();
-            assert_eq!(config.max_body_bytes, bytes, "{written}");
-        }
-        for written in ["0.0", "1.5", "-1.0", "16777217.0", "1e300", "-0.5"] {
-            let err = parse_str(&format!(
-                r#"{{"upstream_clusters":["k"],"clients":[{client}],"max_body_bytes":{written}}}"#
-            ))
-            .unwrap_err();
-            assert_eq!(
-                err.to_string(),
-                "invalid configuration: `max_body_bytes` must be a whole number from 1 to 16777216, e.g. 65536",
-                "{written}"
-            );
-        }
-    }
-
-    #[test]
-    fn an_unset_variable_names_both_causes() {
-        let err = refused(
-            r#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret_env":"NOT_SET","allowed_callers":["m"]}]}"#,
-        );
-        assert_eq!(
-            err.to_string(),
-            "invalid configuration: `clients[0].client_secret_env` names environment variable NOT_SET, which is not set in the VM: \
-             set it in Envoy's environment and list it in vm_config.environment_variables.host_env_keys \
-             (Istio: vmConfig.env with valueFrom: HOST; Envoy Gateway: env.hostKeys)"
-        );
-    }
-
-    #[test]
-    fn a_value_where_a_variable_name_belongs_is_never_repeated() {
-        // What a template makes of "client_secret_env": "${ADMIN_CLIENT_SECRET}".
-        for value in [
-            "topsecret-VALUE-123",
-            "s3cr3t value",
-            "9LEADING_DIGIT",
-            &"A".repeat(65),
-            "a=b",
-        ] {
-            let json = format!(
-                r#"{{"upstream_clusters":["keycloak"],"clients":[{{"client_id":"a","client_secret_env":"{value}","allowed_callers":["m"]}}]}}"#
-            );
-            let err = parse_str(&json).unwrap_err();
-            assert!(!err.to_string().contains(value), "{err}");
-            assert_eq!(
-                err.to_string(),
-                "invalid configuration: `clients[0].client_secret_env` names an environment variable whose name is not shown \
-                 (it is not shaped like a variable name, [A-Za-z_][A-Za-z0-9_]*, and may be a secret: give the variable's name, \
-                 not its value), which is not set in the VM: set it in Envoy's environment and list it in \
-                 vm_config.environment_variables.host_env_keys (Istio: vmConfig.env with valueFrom: HOST; Envoy Gateway: env.hostKeys)"
-            );
-            let empty = parse(json.as_bytes(), &|_| Some(String::new())).unwrap_err();
-            assert!(!empty.to_string().contains(value), "{empty}");
-        }
-        // A variable name is named; one that is set is used, whatever its shape.
-        assert!(
-            is_variable_name("ADMIN_CLIENT_SECRET") && is_variable_name("_x9") && is_variable_name(&"A".repeat(64))
-        );
-        let config = parse(
-            br#"{"upstream_clusters":["k"],"clients":[{"client_id":"a","client_secret_env":"odd-name","allowed_callers":["m"]}]}"#,
-            &|name| (name == "odd-name").then(|| "v".to_owned()),
-        )
-        .unwrap();
-        assert_eq!(config.clients[0].secret.expose(), "v");
-    }
-
-    #[test]
-    fn a_body_limit_above_envoys_buffer_is_warned_about() {
-        let with = |bytes: usize| {
-            parse_str(&format!(
-                r#"{{"upstream_clusters":["k"],"clients":[{{"client_id":"a","client_secret":"x","allowed_callers":["m"]}}],"max_body_bytes":{bytes}}}"#
-            ))
-            .unwrap()
-        };
-        assert_eq!(with(ENVOY_DEFAULT_BUFFER_LIMIT).buffer_limit_warning(), None);
-        assert_eq!(parse_str(MINIMAL).unwrap().buffer_limit_warning(), None);
-        assert_eq!(
-            with(2 * 1024 * 1024).buffer_limit_warning().unwrap(),
-            "max_body_bytes=2097152 is above Envoy's default buffer limit (1048576 bytes): Envoy answers a larger body \
-             with its own 413 before the filter sees it, unless the listener's per_connection_buffer_limit_bytes \
-             (or the route's per_request_buffer_limit_bytes) is at least max_body_bytes"
-        );
-    }
-
-    const TEST_KEY: &str = include_str!("../tests/fixtures/es256-test-key.pem");
-
-    #[test]
-    fn one_client_id_per_realm_and_one_fallback() {
-        let config = parse_str(
-            r#"{"upstream_clusters":["k"],"clients":[
-                {"client_id":"portal","client_secret":"a-secret","allowed_callers":["web"],"realms":["tenant-a"]},
-                {"client_id":"portal","client_secret":"b-secret","allowed_callers":["web"],"realms":["tenant-b","tenant-x"]},
-                {"client_id":"portal","client_secret":"any-secret","allowed_callers":["web"]}
-            ]}"#,
-        )
-        .unwrap();
-        let secret = |realm| config.client("portal", realm).unwrap().secret.expose().to_owned();
-        assert_eq!(secret("tenant-a"), "a-secret");
-        assert_eq!(secret("tenant-b"), "b-secret");
-        assert_eq!(secret("tenant-x"), "b-secret");
-        assert_eq!(secret("tenant-z"), "any-secret");
-        assert!(config.knows("portal") && !config.knows("web"));
-        assert!(config.client("web", "tenant-a").is_none());
-        let no_fallback = parse_str(
-            r#"{"upstream_clusters":["k"],"clients":[{"client_id":"portal","client_secret":"a","allowed_callers":["web"],"realms":["tenant-a"]}]}"#,
-        )
-        .unwrap();
-        assert!(no_fallback.client("portal", "tenant-b").is_none());
-    }
-
-    #[test]
-    fn overlapping_entries_are_refused_naming_both() {
-        let entry = |realms: &str| {
-            format!(r#"{{"client_id":"portal","client_secret":"inline-secret","allowed_callers":["web"]{realms}}}"#)
-        };
-        for (second, fourth, problem) in [
-            (entry(""), entry(""), "is missing, and clients[1] of the same client_id has no realms either: one entry per client_id may go without realms (the fallback)"),
-            (entry(r#","realms":["a","b"]"#), entry(r#","realms":["c","b"]"#), "shares a realm with clients[1].realms of the same client_id: each realm takes one entry"),
-        ] {
-            let other = r#"{"client_id":"other","client_secret":"x","allowed_callers":["web"]}"#;
-            let json = format!(r#"{{"upstream_clusters":["k"],"clients":[{other},{second},{other2},{other3},{fourth}]}}"#,
-                other2 = other.replace("other", "other2"), other3 = other.replace("other", "other3"));
-            let err = refused(&json);
-            assert_eq!((err.field.as_str(), err.problem.as_str()), ("clients[4].realms", problem));
-        }
-    }
-
-    #[test]
-    fn signed_jwt_methods_read_their_keys_once() {
-        let pem = TEST_KEY.replace('\n', "\\n");
-        let config = parse(
-            format!(
-                r#"{{"upstream_clusters":["k"],"issuer":"https://kc.example.com","clients":[
-                    {{"client_id":"hs","client_secret_env":"ADMIN_SECRET_32","auth_method":"client_secret_jwt","key_id":"k1","allowed_callers":["m"]}},
-                    {{"client_id":"es","private_key":"{pem}","auth_method":"private_key_jwt","allowed_callers":["m"]}},
-                    {{"client_id":"es-env","private_key_env":"PEM","auth_method":"private_key_jwt","allowed_callers":["m"]}}
-                ]}}"#
-            )
-            .as_bytes(),
-            &|name| match name {
-                "ADMIN_SECRET_32" => Some("0123456789abcdef0123456789abcdef".to_owned()),
-                "PEM" => Some(TEST_KEY.to_owned()),
-                _ => None,
-            },
-        )
-        .unwrap();
-        let hs = config.client("hs", "r").unwrap();
-        assert_eq!(
-            hs.assertion_key,
-            Some(AssertionKey::Hs256(b"0123456789abcdef0123456789abcdef".to_vec()))
-        );
-        assert_eq!(hs.key_id.as_deref(), Some("k1"));
-        let es = config.client("es", "r").unwrap();
-        assert!(matches!(es.assertion_key, Some(AssertionKey::Es256(_))));
-        assert_eq!(es.secret.expose(), "");
-        assert_eq!(config.client("es-env", "r").unwrap().assertion_key, es.assertion_key);
-        assert!(!format!("{config:?}").contains("PRIVATE KEY"));
-    }
-
-    /// Issue 23, finding 4: the assertion's audience is configured, never
-    /// taken from the token.
-    #[test]
-    fn signed_jwt_targets_need_an_issuer_and_entries_may_name_their_own() {
-        let hs = |issuer: &str| {
-            format!(
-                r#"{{"client_id":"hs","client_secret":"0123456789abcdef0123456789abcdef","auth_method":"client_secret_jwt","allowed_callers":["m"]{issuer}}}"#
-            )
-        };
-        let plain = r#"{"client_id":"plain","client_secret":"inline-secret","allowed_callers":["m"]}"#;
-        let err = refused(&format!(
-            r#"{{"upstream_clusters":["k"],"clients":[{plain},{}]}}"#,
-            hs("")
-        ));
-        assert_eq!(
-            err.to_string(),
-            "invalid configuration: `clients[1].issuer` is missing: a signed-JWT target (client_secret_jwt, private_key_jwt) \
-             needs Keycloak's base URL as its tokens name it (`issuer` here or at the root, e.g. \"https://keycloak.example.com\"): \
-             the assertion's audience is taken from it, never from the token"
-        );
-        let config = parse_str(&format!(
-            r#"{{"upstream_clusters":["k"],"issuer":"https://kc.example.com","clients":[{plain},{}]}}"#,
-            hs(r#","issuer":"http://127.0.0.1:8080/auth""#)
-        ))
-        .unwrap();
-        assert_eq!(config.clients[0].issuer.as_deref(), Some("https://kc.example.com"));
-        assert_eq!(config.clients[1].issuer.as_deref(), Some("http://127.0.0.1:8080/auth"));
-        // Without one, a plain entry reads the issuer from the token as before.
-        let config = parse_str(&format!(r#"{{"upstream_clusters":["k"],"clients":[{plain}]}}"#)).unwrap();
-        assert_eq!(config.clients[0].issuer, None);
-        for (issuer, field) in [
-            (r#","issuer":"kc.example.com""#, "clients[0].issuer"),
-            (r#","issuer":"https://kc.example.com/""#, "clients[0].issuer"),
-            (r#","issuer":"https://kc.example.com/realms/demo""#, "clients[0].issuer"),
-            (r#","issuer":"https://""#, "clients[0].issuer"),
-            (r#","issuer":"https://kc.example.com/a b""#, "clients[0].issuer"),
-        ] {
-            let err = refused(&format!(r#"{{"upstream_clusters":["k"],"clients":[{}]}}"#, hs(issuer)));
-            assert_eq!(
-                (err.field.as_str(), err.problem.as_str()),
-                (
-                    field,
-                    "must be Keycloak's base URL as its tokens name it, e.g. \"https://keycloak.example.com\" \
-                     (tokens' `iss` without `/realms/<realm>`, no trailing `/`)"
-                ),
-                "{issuer}"
-            );
-        }
-        let err = refused(&format!(
-            r#"{{"upstream_clusters":["k"],"issuer":"x","clients":[{plain}]}}"#
-        ));
-        assert_eq!(err.field, "issuer");
-    }
-
-    #[test]
-    fn signed_jwt_refusals_name_the_field_and_no_value() {
-        let client = |fields: &str| {
-            format!(r#"{{"upstream_clusters":["k"],"clients":[{{"client_id":"c","allowed_callers":["m"],{fields}}}]}}"#)
-        };
-        for (fields, field, problem) in [
-            (r#""client_secret":"inline-secret","auth_method":"client_secret_jwt""#, "clients[0].client_secret", "must be at least 32 bytes for client_secret_jwt (an HS256 key)"),
-            (r#""client_secret_env":"ADMIN_SECRET","auth_method":"client_secret_jwt""#, "clients[0].client_secret_env", "must be at least 32 bytes for client_secret_jwt (an HS256 key)"),
-            (r#""private_key":"inline-secret","auth_method":"private_key_jwt""#, "clients[0].private_key", "is not a PKCS#8 PEM of a P-256 private key (-----BEGIN PRIVATE KEY-----)"),
-            (r#""private_key_env":"ADMIN_SECRET","auth_method":"private_key_jwt""#, "clients[0].private_key_env", "is not a PKCS#8 PEM of a P-256 private key (-----BEGIN PRIVATE KEY-----)"),
-            (r#""auth_method":"private_key_jwt""#, "clients[0].private_key", "or private_key_env must be set"),
-            (r#""private_key":"a","private_key_env":"B","auth_method":"private_key_jwt""#, "clients[0].private_key", "and private_key_env are both set; set exactly one"),
-            (r#""client_secret":"inline-secret","private_key":"a","auth_method":"private_key_jwt""#, "clients[0].client_secret", "and client_secret_env must not be set for private_key_jwt (it signs with private_key or private_key_env)"),
-            (r#""client_secret":"inline-secret","private_key":"a""#, "clients[0].private_key", "and private_key_env are only for auth_method private_key_jwt"),
-            (r#""client_secret":"inline-secret","key_id":"k""#, "clients[0].key_id", "is only for client_secret_jwt and private_key_jwt"),
-        ] {
-            let err = refused(&client(fields));
-            assert_eq!((err.field.as_str(), err.problem.as_str()), (field, problem), "{fields}");
-        }
-    }
-
-    #[test]
-    fn empty_environment_variable_is_refused() {
-        let err = parse(
-            br#"{"upstream_clusters":["keycloak"],"clients":[{"client_id":"a","client_secret_env":"E","allowed_callers":["m"]}]}"#,
-            &|_| Some(String::new()),
-        )
-        .unwrap_err();
-        assert_eq!(err.field, "clients[0].client_secret_env");
-        assert!(err.problem.contains("empty"));
-    }
-
-    #[test]
-    fn invalid_json_error_does_not_quote_input() {
-        let err = parse(br#"{"clients": inline-secret}"#, &no_env).unwrap_err();
-        assert!(!err.to_string().contains("inline"), "{err}");
-        assert!(err.to_string().contains("line 1"), "{err}");
-    }
-}
+mod tests;

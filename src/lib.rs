@@ -2,9 +2,14 @@
 //! refresh (revoke, log out with) tokens issued to another, by swapping the
 //! caller's client credentials for those of the token's `azp` client.
 //!
-//! Everything that decides lives in plain Rust modules ([`policy`] and the
-//! parsers it uses), tested natively; `filter` adapts it to proxy-wasm (with
-//! `host_headers`, its one raw host call) and is only built for wasm.
+//! Everything that decides lives in plain Rust modules, tested natively:
+//! [`policy`] (pure: which requests, and what the forwarded one looks like)
+//! and the parsers it uses; [`stream`] (the request and response state
+//! machines, with the [`header_mode`] rules) and [`plugin`] (what one
+//! configuration's requests share, with the [`counters`]), which reach Envoy
+//! only through the [`host::Host`] trait. `filter` implements that trait
+//! with proxy-wasm host calls and forwards the callbacks; it is only built
+//! for wasm.
 
 // A panic traps the VM and takes the filter down for every request on that
 // worker: nothing outside tests may unwrap, index or panic.
@@ -23,12 +28,17 @@ pub mod assertion;
 pub mod basic;
 pub mod config;
 pub mod content_type;
+pub mod counters;
 pub mod endpoint;
 pub mod form;
+pub mod header_mode;
 pub mod held;
+pub mod host;
+pub mod plugin;
 pub mod policy;
 pub mod redact;
 pub mod response;
+pub mod stream;
 pub mod throttle;
 pub mod token;
 

@@ -398,38 +398,12 @@ pub fn decide_with(
     if !allowed {
         return Verdict::pass(PassReason::CallerNotAllowed, caller, Some(azp));
     }
-    // The entry was chosen by the path's realm; the token must come from it.
-    let issuer = match &client.issuer {
-        Some(base) => {
-            let expected = format!("{base}/realms/{}", target.realm);
-            if iss.as_deref() != Some(expected.as_str()) {
-                return Verdict::pass(PassReason::RealmMismatch(NOT_THE_CONFIGURED_ISSUER), caller, Some(azp));
-            }
-            expected
-        }
-        None => match iss.filter(|iss| issued_in(iss, &target.realm)) {
-            Some(iss) => iss,
-            None => return Verdict::pass(PassReason::RealmMismatch(ISSUER_ELSEWHERE), caller, Some(azp)),
-        },
+    let issuer = match realm_issuer(client, &target.realm, iss) {
+        Ok(issuer) => issuer,
+        Err(which) => return Verdict::pass(PassReason::RealmMismatch(which), caller, Some(azp)),
     };
-    let credential = match (client.auth_method, &client.assertion_key) {
-        (AuthMethod::ClientSecretPost, _) => Credential::PostSecret,
-        (AuthMethod::ClientSecretBasic, _) => Credential::BasicSecret,
-        (AuthMethod::ClientSecretJwt | AuthMethod::PrivateKeyJwt, key) => {
-            let minted = key.as_ref().zip(fresh()).and_then(|(key, fresh)| {
-                let claims = assertion::Claims {
-                    client_id: &client.client_id,
-                    audience: &issuer,
-                    now_seconds: fresh.now_seconds,
-                    jti: fresh.jti,
-                };
-                assertion::mint(key, client.key_id.as_deref(), &claims).ok()
-            });
-            let Some(minted) = minted else {
-                return Verdict::pass(PassReason::SigningFailed, caller, Some(azp));
-            };
-            Credential::Assertion(minted)
-        }
+    let Some(credential) = credential(client, &issuer, fresh) else {
+        return Verdict::pass(PassReason::SigningFailed, caller, Some(azp));
     };
     let mut rewrite = rewrite(&pairs, client, caller_header, config.hold_headers, credential);
     rewrite.drop_id_token = target.endpoint == Endpoint::Token && client.id_token == IdToken::Drop;
@@ -448,6 +422,24 @@ pub fn too_large_body(config: &Config) -> String {
     )
 }
 
+/// The issuer of the path's realm, which the token must name: the entry was
+/// chosen by the path's realm, so the token must come from it. With a
+/// configured issuer, exactly `<issuer>/realms/<realm>`; else the token's
+/// own `iss`, if it names that realm. Otherwise, why not.
+fn realm_issuer(client: &TargetClient, realm: &str, iss: Option<String>) -> Result<String, &'static str> {
+    match &client.issuer {
+        Some(base) => {
+            let expected = format!("{base}/realms/{realm}");
+            if iss.as_deref() == Some(expected.as_str()) {
+                Ok(expected)
+            } else {
+                Err(NOT_THE_CONFIGURED_ISSUER)
+            }
+        }
+        None => iss.filter(|iss| issued_in(iss, realm)).ok_or(ISSUER_ELSEWHERE),
+    }
+}
+
 /// `iss` names `realm`: `<base>/realms/<realm>`.
 fn issued_in(iss: &str, realm: &str) -> bool {
     iss.strip_suffix(realm).is_some_and(|base| base.ends_with("/realms/"))
@@ -461,6 +453,29 @@ enum Credential {
     BasicSecret,
     /// `client_id`, `client_assertion_type` and this `client_assertion`.
     Assertion(String),
+}
+
+/// How the target authenticates, by its `auth_method`: a signed-JWT method
+/// mints an assertion for `issuer` (the audience Keycloak expects) with the
+/// host's clock and randomness; `None` if it cannot (no key, clock or random
+/// bits, or signing failed).
+fn credential(client: &TargetClient, issuer: &str, fresh: &dyn Fn() -> Option<Fresh>) -> Option<Credential> {
+    match (client.auth_method, &client.assertion_key) {
+        (AuthMethod::ClientSecretPost, _) => Some(Credential::PostSecret),
+        (AuthMethod::ClientSecretBasic, _) => Some(Credential::BasicSecret),
+        (AuthMethod::ClientSecretJwt | AuthMethod::PrivateKeyJwt, key) => {
+            let (key, fresh) = key.as_ref().zip(fresh())?;
+            let claims = assertion::Claims {
+                client_id: &client.client_id,
+                audience: issuer,
+                now_seconds: fresh.now_seconds,
+                jti: fresh.jti,
+            };
+            assertion::mint(key, client.key_id.as_deref(), &claims)
+                .ok()
+                .map(Credential::Assertion)
+        }
+    }
 }
 
 /// Every segment but the caller's credentials, in place and byte for byte,

@@ -1,0 +1,209 @@
+//! The filter's counters: the one place their names are defined.
+//!
+//! Envoy shows them as `wasmcustom.azp_bridge.<name>` in `/stats` (and
+//! without the `wasmcustom.` prefix in Prometheus output). Requests count
+//! into [`Counts`], in the VM's memory; the shell hands the pending counts
+//! to Envoy once a second (on the root context's tick), which saves a host
+//! call per request: the counters lag by at most a second.
+
+use crate::policy::PassReason;
+use std::cell::Cell;
+
+/// Every counter name starts with this (the shell defines `PREFIX + name`).
+pub const PREFIX: &str = "azp_bridge.";
+
+/// One counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    /// A token request whose credentials were swapped.
+    Rewritten,
+    /// A token request over `max_body_bytes`, answered 413.
+    RejectedBodyTooLarge,
+    /// A bridged refresh response forwarded without its `id_token`.
+    IdTokenDropped,
+    /// A bridged refresh response forwarded as Keycloak sent it.
+    ResponsePassed,
+    /// A held token request whose body never came ([`crate::held`]).
+    HeldWithoutBody,
+    /// A token request forwarded untouched, for this reason
+    /// (`passed.<reason>`; the reason's detail is not part of the name).
+    Passed(PassReason),
+}
+
+/// The counters that are not pass reasons, in [`Counter::all`] order.
+const FIXED: [(Counter, &str); 5] = [
+    (Counter::Rewritten, "rewritten"),
+    (Counter::RejectedBodyTooLarge, "rejected.body_too_large"),
+    (Counter::IdTokenDropped, "id_token_dropped"),
+    (Counter::ResponsePassed, "response_passed"),
+    (Counter::HeldWithoutBody, "held_without_body"),
+];
+
+/// How many counters there are.
+pub const COUNT: usize = FIXED.len() + PassReason::ALL.len();
+
+impl Counter {
+    /// Every counter, each once, in the order of [`Counter::index`].
+    pub fn all() -> impl Iterator<Item = Counter> {
+        FIXED
+            .iter()
+            .map(|(counter, _)| *counter)
+            .chain(PassReason::ALL.iter().map(|reason| Counter::Passed(*reason)))
+    }
+
+    /// The name without [`PREFIX`]: `rewritten`, `passed.same_client`.
+    pub fn name(self) -> String {
+        match self {
+            Counter::Passed(reason) => format!("passed.{}", reason.as_str()),
+            fixed => FIXED
+                .iter()
+                .find(|(counter, _)| *counter == fixed)
+                .map(|(_, name)| (*name).to_owned())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Its position in [`Counter::all`] (below [`COUNT`]).
+    pub fn index(self) -> usize {
+        match self {
+            Counter::Rewritten => 0,
+            Counter::RejectedBodyTooLarge => 1,
+            Counter::IdTokenDropped => 2,
+            Counter::ResponsePassed => 3,
+            Counter::HeldWithoutBody => 4,
+            Counter::Passed(reason) => FIXED.len() + pass_index(reason),
+        }
+    }
+}
+
+/// The position of a reason in [`PassReason::ALL`], whatever its detail.
+fn pass_index(reason: PassReason) -> usize {
+    match reason {
+        PassReason::SameClient => 0,
+        PassReason::UnknownAzp => 1,
+        PassReason::CallerNotAllowed => 2,
+        PassReason::RealmMismatch(_) => 3,
+        PassReason::NotDecodable(_) => 4,
+        PassReason::DuplicateParameter => 5,
+        PassReason::NotRefreshGrant => 6,
+        PassReason::NoToken => 7,
+        PassReason::UpstreamNotAllowed => 8,
+        PassReason::SigningFailed => 9,
+        PassReason::Ambiguous(_) => 10,
+    }
+}
+
+/// Every counter name, without [`PREFIX`], in [`Counter::all`] order (the
+/// README's counter table is checked against it).
+pub fn names() -> Vec<String> {
+    Counter::all().map(Counter::name).collect()
+}
+
+/// Counts not yet handed to the host, one per counter.
+#[derive(Debug, Default)]
+pub struct Counts {
+    pending: [Cell<u64>; COUNT],
+}
+
+impl Counts {
+    pub fn count(&self, counter: Counter) {
+        self.add(counter, 1);
+    }
+
+    pub fn add(&self, counter: Counter, n: u64) {
+        if let Some(pending) = self.pending.get(counter.index()) {
+            pending.set(pending.get().saturating_add(n));
+        }
+    }
+
+    /// What `counter` counted since the last [`Counts::flush`].
+    pub fn pending(&self, counter: Counter) -> u64 {
+        self.pending.get(counter.index()).map_or(0, Cell::get)
+    }
+
+    /// Hands every non-zero pending count to `hand_over` (with the counter's
+    /// index) and starts again from zero.
+    pub fn flush(&self, mut hand_over: impl FnMut(usize, u64)) {
+        for (index, pending) in self.pending.iter().enumerate() {
+            let n = pending.replace(0);
+            if n > 0 {
+                hand_over(index, n);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_counter_has_its_index_and_a_distinct_name() {
+        let all: Vec<Counter> = Counter::all().collect();
+        assert_eq!(all.len(), COUNT);
+        for (i, counter) in all.iter().enumerate() {
+            assert_eq!(counter.index(), i, "{counter:?}");
+        }
+        let mut names = names();
+        assert!(names.iter().all(|n| !n.is_empty()));
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), COUNT);
+    }
+
+    #[test]
+    fn the_names_are_the_documented_ones() {
+        assert_eq!(
+            names(),
+            [
+                "rewritten",
+                "rejected.body_too_large",
+                "id_token_dropped",
+                "response_passed",
+                "held_without_body",
+                "passed.same_client",
+                "passed.unknown_azp",
+                "passed.caller_not_allowed",
+                "passed.realm_mismatch",
+                "passed.not_decodable",
+                "passed.duplicate_parameter",
+                "passed.not_refresh_grant",
+                "passed.no_token",
+                "passed.upstream_not_allowed",
+                "passed.signing_failed",
+                "passed.ambiguous",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_reason_counts_whatever_its_detail() {
+        assert_eq!(
+            Counter::Passed(PassReason::Ambiguous("x")).index(),
+            Counter::Passed(PassReason::Ambiguous("")).index()
+        );
+    }
+
+    #[test]
+    fn flush_hands_over_only_what_was_counted_and_starts_again() {
+        let counts = Counts::default();
+        counts.count(Counter::Rewritten);
+        counts.count(Counter::Rewritten);
+        counts.add(Counter::HeldWithoutBody, 3);
+        counts.count(Counter::Passed(PassReason::NoToken));
+        let mut handed = Vec::new();
+        counts.flush(|index, n| handed.push((index, n)));
+        assert_eq!(
+            handed,
+            [
+                (Counter::Rewritten.index(), 2),
+                (Counter::HeldWithoutBody.index(), 3),
+                (Counter::Passed(PassReason::NoToken).index(), 1)
+            ]
+        );
+        counts.flush(|_, _| panic!("nothing counted since"));
+        counts.add(Counter::Rewritten, u64::MAX);
+        counts.count(Counter::Rewritten);
+        assert_eq!(counts.pending(Counter::Rewritten), u64::MAX);
+    }
+}
