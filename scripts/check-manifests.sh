@@ -21,7 +21,7 @@
 # versions (below) into .cache/tools/, with the module and build caches in
 # .cache/go/ (all ignored by git, reused when present). The first run builds
 # both tools (30 minutes in a fresh clone on a busy 2-core machine; see
-# README.md, "Checking the mesh manifests").
+# docs/compatibility.md, "Checking the mesh manifests").
 # Exits non-zero on any error from either tool, on an unexplained warning, or
 # when a translated resource is not accepted.
 set -euo pipefail
@@ -75,7 +75,7 @@ versions() {
   done
 }
 
-# The manifests as the README's sed commands fill them: a raw IMAGE_DIGEST is
+# The manifests as docs/deployment.md's sed commands fill them: a raw IMAGE_DIGEST is
 # refused by istioctl ("sha256 field must be 64 characters long"), as it should.
 SAMPLE_REGISTRY="registry.example.test/team"
 SAMPLE_DIGEST="$(printf '%064d' 0 | tr 0 a)"
@@ -96,7 +96,7 @@ check_istio() {
   rm -rf "${dir}"; mkdir -p "${dir}"
   for f in deploy/istio/*.yaml; do filled "${f}" > "${dir}/${f##*/}"; done
 
-  say "istioctl validate -f (deploy/istio/, placeholders filled as the README's sed does)"
+  say "istioctl validate -f (deploy/istio/, placeholders filled as docs/deployment.md's sed does)"
   # gateway-values.yaml (Helm values) and gateway-env-patch.yaml (a strategic
   # merge patch) are no resources: validate reads them as empty and says valid.
   for f in "${dir}"/*.yaml; do

@@ -105,7 +105,7 @@ new_refresh="$(jq -r .refresh_token "${RUN_DIR}/via.json")"
 say "HTTP ${via_status}: new tokens for $(claims "$(jq -r .access_token "${RUN_DIR}/via.json")" | jq -r .preferred_username)"
 say "old refresh token azp: $(claims "${refresh_token}" | jq -r .azp)"
 say "new refresh token azp: $(claims "${new_refresh}" | jq -r .azp)"
-say "bridged response keys: $(jq -c 'keys' "${RUN_DIR}/via.json") (no id_token: README, \"What a bridged refresh gives the client\")"
+say "bridged response keys: $(jq -c 'keys' "${RUN_DIR}/via.json") (no id_token: docs/configuration.md, \"What a bridged refresh gives the client\")"
 [ "$(jq 'has("id_token")' "${RUN_DIR}/via.json")" = false ] || fail "the bridged response kept its id_token"
 # Envoy writes its log in batches: wait for the decision line.
 for _ in $(seq 1 150); do grep -q 'outcome=' "${ENVOY_LOG}" && break; sleep 0.1; done

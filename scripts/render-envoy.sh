@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Renders envoy/azp-bridge.yaml (or the template given as $1) to stdout from
-# environment variables; README.md ("Running against your own Keycloak")
+# environment variables; docs/configuration.md ("Running against your own Keycloak")
 # documents each one. Unset ones get the local defaults used by `make demo`.
 # Relative paths ($1, PLUGIN_CONFIG_FILE) are read from the directory this
 # is run in, like any other command's arguments.

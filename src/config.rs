@@ -44,7 +44,7 @@ pub enum AuthMethod {
 #[serde(rename_all = "snake_case")]
 pub enum IdToken {
     /// Removed: it is issued to the confidential client, and a public client
-    /// that checks its audience rejects the whole response (README).
+    /// that checks its audience rejects the whole response (docs/configuration.md).
     #[default]
     Drop,
     /// Forwarded as Keycloak sent it.
