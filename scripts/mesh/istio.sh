@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# azp-bridge delivered by a real istiod and istio-agent without Kubernetes
+# (scripts/test-mesh.sh runs it; docs/deployment.md, "Verified with the real
+# control planes").
+#
+# pilot-discovery and pilot-agent, built with `go install` at the Istio
+# version scripts/check-manifests.sh pins, into .cache/tools/. istiod reads
+# its configuration from files (--configDir, a mesh config file, no API
+# server): tests/fixtures/mesh/istio/ (Gateway, VirtualService, Keycloak and a
+# recording upstream as ServiceEntries) and the shipped
+# deploy/istio/trafficextension.yaml, then envoyfilter-hold-headers.yaml
+# (placeholders filled as the README's sed does). The gateway proxy is
+# pilot-agent in router mode running the project's Envoy (.venv); its agent
+# pulls the image from the local docker-registry (WASM_INSECURE_REGISTRIES)
+# and hands Envoy the module as a local file. Keycloak (scripts/keycloak.sh) is
+# behind it.
+#
+# Everything is on 127.0.0.1, under .cache/test-mesh/istio/, and stopped on
+# exit. Fixed ports (Istio's defaults, which the agent's bootstrap assumes):
+# 15000 (Envoy admin), 15004, 15010 (plaintext xDS), 15012, 15014, 15017,
+# 15020, 15021, 15090.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source scripts/mesh/lib.sh
+
+ISTIO_VERSION="${ISTIO_VERSION:-$(sed -n 's/^ISTIO_VERSION="\(.*\)"$/\1/p' scripts/check-manifests.sh)}"
+TOOLS="${PWD}/.cache/tools/istio-${ISTIO_VERSION}"
+WORK="${PWD}/.cache/test-mesh/istio"
+FIX=tests/fixtures/mesh/istio
+WASM=target/wasm32-wasip1/release/azp_bridge.wasm
+
+install_istio() {
+  [ -x "${TOOLS}/pilot-discovery" ] && [ -x "${TOOLS}/pilot-agent" ] && return 0
+  export GOMODCACHE="${PWD}/.cache/go/mod" GOCACHE="${PWD}/.cache/go/build" GOTOOLCHAIN=local
+  export GOFLAGS="${GOFLAGS:-} -modcacherw"
+  echo "test-mesh: building pilot-discovery and pilot-agent ${ISTIO_VERSION} (first run only; 20-40 minutes on 2 cores)"
+  GOBIN="${TOOLS}" go install "istio.io/istio/pilot/cmd/pilot-discovery@${ISTIO_VERSION}" \
+    "istio.io/istio/pilot/cmd/pilot-agent@${ISTIO_VERSION}"
+}
+[ "${1:-}" = install ] && { install_istio; exit 0; }
+install_istio
+
+trap 'stop_all' EXIT
+trap 'exit 130' INT TERM
+
+for port in 15000 15004 15010 15012 15014 15017 15020 15021 15090; do
+  port_free "${port}" || die "port ${port} is in use; the Istio test needs it"
+done
+rm -rf "${WORK}"; mkdir -p "${WORK}"/{config,staging,proxy/var/lib/istio/envoy,proxy/etc/istio/proxy}
+envoy_binary
+[ -f "${WASM}" ] || die "no ${WASM}: make build"
+ISTIO_SRC="$(GOMODCACHE="${PWD}/.cache/go/mod" GOFLAGS=-modcacherw GOTOOLCHAIN=local go mod download -json "istio.io/istio@${ISTIO_VERSION}" | jq -r .Dir)"
+
+say "versions"
+note "pilot-discovery, pilot-agent: $(go version -m "${TOOLS}/pilot-agent" | awk '$1 == "mod" {print $2, $3}') ($(go version "${TOOLS}/pilot-agent" | awk '{print $2}'))"
+note "envoy: ${ENVOY_VERSION_REAL} (${ENVOY_BIN_REAL})"
+note "module sha256 $(sha256sum "${WASM}" | cut -d' ' -f1)"
+
+say "registry and image"
+start_registry "${WORK}/registry"
+TAG="$(sed -n 's|.*url: oci://REGISTRY/azp-bridge:\(.*\)$|\1|p' deploy/istio/trafficextension.yaml)"
+push_image "${TAG}"
+note "pushed ${REGISTRY}/azp-bridge:${TAG}, digest ${DIGEST}"
+skopeo copy -q --src-tls-verify=false --dest-tls-verify=false \
+  "docker://${REGISTRY}/azp-bridge:${TAG}" "docker://${REGISTRY}/azp-bridge:${TAG}-unpulled"
+
+GW_PORT="${GW_PORT:-$(free_port)}"
+GW="http://127.0.0.1:${GW_PORT}"
+RECORDER_PORT="$(free_port)"
+start_bg recorder "${WORK}/recorder.log" python3 scripts/mesh/recorder.py "${RECORDER_PORT}" "${WORK}/recorded.txt"
+
+say "Keycloak (its URL is the gateway's, ${GW})"
+start_keycloak "${WORK}" "${GW}"
+
+fill() { sed -e "s|@GW_PORT@|${GW_PORT}|g" -e "s|@KEYCLOAK_PORT@|${KEYCLOAK_PORT}|g" -e "s|@RECORDER_PORT@|${RECORDER_PORT}|g" "$1"; }
+fill "${FIX}/gateway.yaml" > "${WORK}/config/gateway.yaml"
+cp "${FIX}/mesh.yaml" "${WORK}/mesh.yaml"
+
+# shipped FILE DIGEST TAG [FAILSTRATEGY]: the manifest, placeholders filled the README's way.
+shipped() {
+  sed -e "s|REGISTRY|${REGISTRY}|" -e "s|IMAGE_DIGEST|$2|" -e "s|azp-bridge:${TAG}\$|azp-bridge:$3|" \
+    -e "s|failStrategy: FAIL_OPEN|failStrategy: ${4:-FAIL_OPEN}|" -e "s|failure_policy: FAIL_OPEN|failure_policy: ${4:-FAIL_OPEN}|" \
+    "deploy/istio/$1"
+}
+apply() { # FILE DIGEST TAG [FAILSTRATEGY]: istiod watches --configDir
+  shipped "$@" > "${WORK}/staging/$1"
+  mv "${WORK}/staging/$1" "${WORK}/config/$1"
+}
+unapply() { rm -f "${WORK}/config/$1"; }
+
+# istiod without Kubernetes. The switches turn off what a stock Envoy lacks:
+# PILOT_ENABLE_METADATA_EXCHANGE (istio.metadata_exchange, Istio's peer
+# metadata filter), PILOT_ENABLE_ALPN_FILTER (istio.alpn); no metrics provider
+# in the mesh config, so no istio.stats; tracing off.
+ISTIOD_LOG="${WORK}/istiod.log"
+ISTIOD_ENV=(POD_NAMESPACE=istio-system POD_NAME=istiod-test
+  PILOT_ENABLE_METADATA_EXCHANGE=false PILOT_ENABLE_ALPN_FILTER=false
+  ENABLE_CA_SERVER=false PILOT_ENABLE_GATEWAY_API=false)
+start_istiod() {
+  start_bg istiod "${ISTIOD_LOG}" env -C "${WORK}" "${ISTIOD_ENV[@]}" "${TOOLS}/pilot-discovery" discovery \
+    --configDir "${WORK}/config" --meshConfig "${WORK}/mesh.yaml" --registries "" --clusterID Kubernetes \
+    --grpcAddr 127.0.0.1:15010 --secureGRPCAddr "" --httpAddr 127.0.0.1:15014 --monitoringAddr "" \
+    --httpsAddr "" --domain cluster.local
+  ISTIOD_PID="${LAST_PID}"
+  wait_for 120 "istiod's xDS on 15010" bash -c '(exec 3<>/dev/tcp/127.0.0.1/15010)'
+}
+
+# The gateway: pilot-agent in router mode, the project's Envoy as its binary.
+cp "${ISTIO_SRC}/tools/packaging/common/envoy_bootstrap.json" "${WORK}/proxy/var/lib/istio/envoy/envoy_bootstrap_tmpl.json"
+chmod u+w "${WORK}/proxy/var/lib/istio/envoy/envoy_bootstrap_tmpl.json"
+AGENT_LOG="${WORK}/gateway.log"
+ADMIN=127.0.0.1:15000
+start_gateway() { # extra env
+  start_bg gateway "${AGENT_LOG}" env -C "${WORK}/proxy" \
+    PROXY_CONFIG="{\"discoveryAddress\":\"127.0.0.1:15010\",\"controlPlaneAuthPolicy\":\"NONE\",\"binaryPath\":\"${ENVOY_BIN_REAL}\",\"configPath\":\"${WORK}/proxy/etc/istio/proxy\",\"concurrency\":2,\"drainDuration\":\"1s\",\"terminationDrainDuration\":\"1s\",\"tracing\":null}" \
+    POD_NAME=istio-ingressgateway-test POD_NAMESPACE=istio-ingress INSTANCE_IP=127.0.0.1 \
+    SERVICE_ACCOUNT=istio-ingressgateway ISTIO_META_CLUSTER_ID=Kubernetes \
+    ISTIO_METAJSON_LABELS='{"istio":"ingressgateway","app":"istio-ingressgateway"}' \
+    FILE_MOUNTED_CERTS=true JWT_POLICY=none WASM_INSECURE_REGISTRIES="${REGISTRY}" \
+    "$@" "${TOOLS}/pilot-agent" proxy router --domain istio-ingress.svc.cluster.local --proxyLogLevel warning,wasm:info
+  GATEWAY_PID="${LAST_PID}"
+  wait_for 120 "the gateway's Envoy admin" curl -sf "http://${ADMIN}/ready"
+  wait_for 60 "the gateway's listener on ${GW_PORT}" curl -s -o /dev/null --max-time 2 "${GW}/realms/${REALM}"
+}
+stop_gateway() { stop_pgid "${GATEWAY_PID}"; wait_for 30 "the gateway to stop" port_free 15000; }
+
+
+config_dump() {
+  curl -s --max-time 10 "http://${ADMIN}/config_dump?include_eds" > "${WORK}/config_dump.$1.json"
+  jq -r '.configs[] | select(."@type" | endswith("ClustersConfigDump")) | (.static_clusters[]?, .dynamic_active_clusters[]?) | .cluster.name' \
+    "${WORK}/config_dump.$1.json" | sed 's/^/   cluster: /'
+  jq -r '.configs[] | select(."@type" | endswith("ListenersConfigDump")) | .dynamic_listeners[]?.active_state.listener
+    | "   listener \(.name): http_filters " + ([.. | objects | select(has("http_filters")) | .http_filters[] | .name] | join(" -> "))' \
+    "${WORK}/config_dump.$1.json"
+  jq -r '.configs[] | select(."@type" | endswith("RoutesConfigDump")) | .dynamic_route_configs[]?.route_config.virtual_hosts[]?.routes[]
+    | "   route \(.match | tostring) -> \(.route.cluster // .direct_response.status)"' "${WORK}/config_dump.$1.json"
+  jq '.configs[] | select(."@type" | endswith("EcdsConfigDump")) | .ecds_filters[]?.ecds_filter
+    | {name, config: (.typed_config.config | {name, root_id, fail_open, failure_policy, allow_on_headers_stop_iteration, code: .vm_config.code, env: .vm_config.environment_variables, configuration: .configuration.value})}' \
+    "${WORK}/config_dump.$1.json" | sed 's/^/   /'
+}
+
+guard_check() {
+  local rt status; rt="$(admin_refresh_token)"
+  : > "${WORK}/recorded.txt"
+  status="$(refresh_via "${GW}" "${rt}" -H 'x-route: elsewhere')"
+  if [ "${status}" = 200 ] && grep -q "client_id=${MOBILE_CLIENT}" "${WORK}/recorded.txt" \
+     && ! grep -q -F "${ADMIN_CLIENT_SECRET_VALUE}" "${WORK}/recorded.txt" && ! grep -q "client_id=${ADMIN_CLIENT}" "${WORK}/recorded.txt" \
+     && ! grep -qi '^authorization: basic' "${WORK}/recorded.txt"; then
+    note "guard: the recording upstream (outbound|80||recorder.test) got the refresh as sent, no secret"
+  else fail "guard: HTTP ${status}, the recorder's request was rewritten or holds the secret"; fi
+}
+
+say "istiod (pilot-discovery ${ISTIO_VERSION}) from files, and the gateway (pilot-agent router)"
+start_istiod
+start_gateway ADMIN_CLIENT_SECRET="${ADMIN_CLIENT_SECRET_VALUE}"
+note "before the extension, a refresh through the gateway: HTTP $(unbridged_status "${GW}") ($(jq -r .error_description "${WORK}/last.json"))"
+
+for mode in trafficextension.yaml envoyfilter-hold-headers.yaml; do
+  say "apply deploy/istio/${mode} (sha256 = the image digest, FAIL_OPEN)"
+  apply "${mode}" "${DIGEST}" "${TAG}"
+  if poll_refresh 120 "${WORK}/apply.${mode}.poll"; then
+    note "apply -> first bridged refresh: $(tail -n 1 "${WORK}/apply.${mode}.poll" | cut -d' ' -f1) s"
+  else fail "${mode}: no bridged refresh within 120 s of the apply"; fi
+  note "the refreshes while the module was fetched: $(summary "${WORK}/apply.${mode}.poll")"
+  bridged_checks "${GW}"
+  guard_check
+  sleep 1.2
+  note "counters (Envoy admin ${ADMIN}): $(stats_line "${ADMIN}" azp_bridge)"
+  note "agent: $(curl -s http://127.0.0.1:15020/stats/prometheus | grep '^istio_agent_wasm' | tr '\n' ' ')"
+  say "/config_dump with ${mode}"
+  config_dump "${mode%.yaml}"
+  unapply "${mode}"
+  sleep 3
+done
+secret_absent "istiod, agent or Envoy log, nor config dump" "${ISTIOD_LOG}" "${AGENT_LOG}" "${WORK}"/config_dump.*.json
+
+say "failure cases (TrafficExtension applied to the running gateway)"
+BAD_DIGEST="$(sha256sum "${WASM}" | cut -d' ' -f1)" # the module's sha256, not the image's
+for strategy in FAIL_OPEN FAIL_CLOSE; do
+  apply trafficextension.yaml "${BAD_DIGEST}" "${TAG}" "${strategy}"
+  observe 20 "wrong sha256 (the module's), ${strategy}" "wrong-sha-${strategy}"
+  apply trafficextension.yaml "${DIGEST}" "missing-tag" "${strategy}"
+  observe 20 "image missing, ${strategy}" "missing-${strategy}"
+done
+apply trafficextension.yaml "${DIGEST}" "${TAG}"
+observe 60 "the good extension again" recovered
+stop_registry
+note "registry stopped"
+for strategy in FAIL_OPEN FAIL_CLOSE; do
+  apply trafficextension.yaml "${DIGEST}" "${TAG}-unpulled" "${strategy}"
+  observe 30 "registry down (a tag not in the agent's cache), ${strategy}" "down-${strategy}"
+done
+apply trafficextension.yaml "${DIGEST}" "${TAG}"
+observe 30 "registry down, the cached tag again" down-cached
+note "agent: $(curl -s http://127.0.0.1:15020/stats/prometheus | grep '^istio_agent_wasm' | tr '\n' ' ')"
+grep -i 'wasm' "${AGENT_LOG}" | grep -i 'error\|warn\|fail' | sed 's/^[^ ]* //' | cut -c1-300 | sort | uniq -c | head -n 10 | sed 's/^/   agent log: /'
+
+say "configuration refused: a new gateway without ADMIN_CLIENT_SECRET"
+stop_gateway
+start_gateway || true
+observe 10 "no ADMIN_CLIENT_SECRET, FAIL_OPEN, a new gateway" refused-new
+grep -o 'azp-bridge: invalid configuration[^"]*' "${AGENT_LOG}" | head -n 1 | sed 's/^/   Envoy log: /'
+stop_gateway
+
+say "result"
+if [ "${FAILURES}" = 0 ]; then echo "istio: all checks passed (work directory ${WORK})"
+else echo "istio: ${FAILURES} check(s) failed (work directory ${WORK})" >&2; exit 1; fi
