@@ -59,9 +59,13 @@ start_registry "${WORK}/registry"
 TAG="$(sed -n 's|.*url: REGISTRY/azp-bridge:\(.*\)$|\1|p' deploy/envoy-gateway/azp-bridge.yaml)"
 push_image "${TAG}"
 note "pushed ${REGISTRY}/azp-bridge:${TAG}, digest ${DIGEST}"
-# The same image under a tag no one pulls before the registry goes down.
-skopeo copy -q --src-tls-verify=false --dest-tls-verify=false \
-  "docker://${REGISTRY}/azp-bridge:${TAG}" "docker://${REGISTRY}/azp-bridge:${TAG}-unpulled"
+# A second image of the same module (another creation time, so another
+# digest) that nothing pulls before the registry goes down, and the first
+# image under a tag not yet in the cache.
+SOURCE_DATE_EPOCH=1 push_image "${TAG}-other" > /dev/null
+OTHER_DIGEST="${DIGEST}"
+push_image "${TAG}" > /dev/null
+note "pushed ${REGISTRY}/azp-bridge:${TAG}-other, digest ${OTHER_DIGEST} (the same module)"
 skopeo copy -q --src-tls-verify=false --dest-tls-verify=false \
   "docker://${REGISTRY}/azp-bridge:${TAG}" "docker://${REGISTRY}/azp-bridge:${TAG}-closed"
 
@@ -180,42 +184,58 @@ secret_absent "Envoy Gateway or Envoy log, nor the config dump" "${EG_LOG}" "${W
 say "failure cases, each applied to the running gateway (refreshes every 0.5 s from the apply)"
 BAD_DIGEST="$(sha256sum "${WASM}" | cut -d' ' -f1)" # the module's sha256, not the image's: a wrong sha256
 apply_policy "${BAD_DIGEST}" "${TAG}" true
-observe 15 "wrong sha256 (the module's, not the image digest), failOpen: true" wrong-sha-open
+observe 12 "wrong sha256 (the module's, not the image digest), failOpen: true" wrong-sha-open
 apply_policy "${BAD_DIGEST}" "${TAG}" false
-observe 15 "wrong sha256, failOpen: false" wrong-sha-closed
-apply_policy "${DIGEST}" "missing-tag" true
-observe 15 "image missing (tag not in the registry), failOpen: true" missing-open
+observe 12 "wrong sha256, failOpen: false" wrong-sha-closed
+apply_policy "${OTHER_DIGEST}" "missing-tag" true
+observe 12 "image missing (a tag never pushed), failOpen: true" missing-open
+apply_policy "${OTHER_DIGEST}" "missing-tag" false
+observe 12 "image missing, failOpen: false" missing-closed
 apply_policy "${DIGEST}" "missing-tag" false
-observe 15 "image missing, failOpen: false" missing-closed
-apply_policy "${DIGEST}" "${TAG}" true
-observe 15 "the good policy again" recovered
+observe 12 "a tag never pushed, with the sha256 of the image in the cache, failOpen: false" missing-cached
 rm -f "${WORK}/resources/azp-bridge.yaml"
 observe 8 "policy deleted" deleted
 apply_policy "${DIGEST}" "${TAG}-closed" false
-observe 15 "first fetch of a tag not yet in the cache, failOpen: false" first-fetch-closed
+observe 12 "first fetch of a tag not in the cache, failOpen: false (what requests get while it is fetched)" first-fetch-closed
 stop_registry
 note "registry stopped"
-apply_policy "${DIGEST}" "${TAG}-unpulled" true
-observe 15 "registry down (a tag not in the cache), failOpen: true" down-open
-apply_policy "${DIGEST}" "${TAG}-unpulled" false
-observe 15 "registry down, failOpen: false" down-closed
+apply_policy "${OTHER_DIGEST}" "${TAG}-other" true
+observe 12 "registry down (an image not in the cache), failOpen: true" down-open
+apply_policy "${OTHER_DIGEST}" "${TAG}-other" false
+observe 12 "registry down, failOpen: false" down-closed
 apply_policy "${DIGEST}" "${TAG}" true
-observe 15 "registry down, the cached tag again" down-cached
-grep -E '	error	' "${EG_LOG}" | grep -i wasm | sed 's/.*"error": "\(.*\)"}$/\1/' | sed 's/[0-9]\{2,5\}/N/g' | sort | uniq -c | cut -c1-400 | sed 's/^/   EG log (error): /'
+observe 12 "registry down, the image in the cache again" down-cached
+grep -E '	error	' "${EG_LOG}" | grep -i wasm | sed 's/.*"error": "\(.*\)"}$/\1/' | sed "s/${REGISTRY}/REGISTRY/g" \
+  | sort | uniq -c | cut -c1-400 | sed 's/^/   EG log (error): /'
 
-say "configuration refused: Envoy Gateway (and so Envoy) without ADMIN_CLIENT_SECRET"
-stop_eg
 envoy_logs() { cat "$(ls -d "${WORK}"/state/envoy-runs/* | tail -n 1)"/*.log; }
-wasm_in_dump() { curl -s --max-time 5 "http://${ADMIN}/config_dump" | grep -q 'envoy.extensions.filters.http.wasm.v3.Wasm'; }
+wasm_in_dump() { local dump; dump="$(curl -s --max-time 5 "http://${ADMIN}/config_dump")"; grep -q 'envoy.extensions.filters.http.wasm.v3.Wasm' <<<"${dump}"; }
+lost_bridge_note() {
+  sleep 1.2
+  note "azp_bridge series: $(curl -s "http://${ADMIN}/stats?filter=azp_bridge" | grep -c . || true), Wasm filter in /config_dump: $(wasm_in_dump && echo yes || echo no), $(curl -s "http://${ADMIN}/stats?filter=wasm" | grep '^wasm' | grep -v ': 0$' | tr '\n' ' ')"
+  envoy_logs | grep -o 'azp-bridge: invalid configuration.*' | head -n 1 | cut -c1-300 | sed 's/^/   Envoy log: /' || true
+}
+
+say "Envoy Gateway restarted while the registry is down (its wasm cache is in memory)"
+stop_eg
+for open in true false; do
+  apply_policy "${DIGEST}" "${TAG}" "${open}"
+  start_eg ADMIN_CLIENT_SECRET="${ADMIN_CLIENT_SECRET_VALUE}"
+  sleep 5
+  observe 8 "restart, registry down, failOpen: ${open}" restart-down-"${open}"
+  lost_bridge_note
+  stop_eg
+done
+
+say "configuration refused: Envoy Gateway (and so Envoy) without ADMIN_CLIENT_SECRET, the registry up"
+start_registry "${WORK}/registry"
 for open in true false; do
   apply_policy "${DIGEST}" "${TAG}" "${open}"
   start_eg
   wait_for 60 "the Wasm filter in Envoy's config" wasm_in_dump || fail "no Wasm filter delivered"
   sleep 3
-  observe 10 "no ADMIN_CLIENT_SECRET, failOpen: ${open}" refused-"${open}"
-  sleep 1.2
-  note "azp_bridge series: $(curl -s "http://${ADMIN}/stats?filter=azp_bridge" | grep -c . || true); $(curl -s "http://${ADMIN}/stats?filter=wasm" | grep -v ': 0$' | grep -v wasmcustom | tr '\n' ' ')"
-  envoy_logs | grep -o 'azp-bridge: invalid configuration.*' | head -n 1 | cut -c1-300 | sed 's/^/   Envoy log: /' || true
+  observe 8 "no ADMIN_CLIENT_SECRET, failOpen: ${open}" refused-"${open}"
+  lost_bridge_note
   secret_absent "log of this run" "${EG_LOG}" "${WORK}"/state/envoy-runs/*/*
   stop_eg
 done

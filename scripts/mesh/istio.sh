@@ -29,13 +29,26 @@ WORK="${PWD}/.cache/test-mesh/istio"
 FIX=tests/fixtures/mesh/istio
 WASM=target/wasm32-wasip1/release/azp_bridge.wasm
 
+PATCHED="${PWD}/.cache/tools/istio-${ISTIO_VERSION}-patched"
 install_istio() {
-  [ -x "${TOOLS}/pilot-discovery" ] && [ -x "${TOOLS}/pilot-agent" ] && return 0
   export GOMODCACHE="${PWD}/.cache/go/mod" GOCACHE="${PWD}/.cache/go/build" GOTOOLCHAIN=local
   export GOFLAGS="${GOFLAGS:-} -modcacherw"
-  echo "test-mesh: building pilot-discovery and pilot-agent ${ISTIO_VERSION} (first run only; 20-40 minutes on 2 cores)"
-  GOBIN="${TOOLS}" go install "istio.io/istio/pilot/cmd/pilot-discovery@${ISTIO_VERSION}" \
-    "istio.io/istio/pilot/cmd/pilot-agent@${ISTIO_VERSION}"
+  if [ ! -x "${TOOLS}/pilot-discovery" ] || [ ! -x "${TOOLS}/pilot-agent" ]; then
+    echo "test-mesh: building pilot-discovery and pilot-agent ${ISTIO_VERSION} (first run only; 20-40 minutes on 2 cores)"
+    GOBIN="${TOOLS}" go install "istio.io/istio/pilot/cmd/pilot-discovery@${ISTIO_VERSION}" \
+      "istio.io/istio/pilot/cmd/pilot-agent@${ISTIO_VERSION}"
+  fi
+  # istiod with tests/fixtures/mesh/istio/istiod-no-kubernetes.patch, built
+  # from a scratch copy of the same module (see the patch for why).
+  if [ ! -x "${PATCHED}/pilot-discovery" ]; then
+    local src="${PWD}/.cache/test-mesh-src/istio-${ISTIO_VERSION}"
+    echo "test-mesh: building pilot-discovery ${ISTIO_VERSION} with istiod-no-kubernetes.patch (first run only; about 5 minutes)"
+    rm -rf "${src}"; mkdir -p "${src%/*}"
+    cp -r "$(go mod download -json "istio.io/istio@${ISTIO_VERSION}" | jq -r .Dir)" "${src}"
+    chmod -R u+w "${src}"
+    patch -s -d "${src}" -p1 < tests/fixtures/mesh/istio/istiod-no-kubernetes.patch
+    (cd "${src}" && go build -o "${PATCHED}/pilot-discovery" ./pilot/cmd/pilot-discovery)
+  fi
 }
 [ "${1:-}" = install ] && { install_istio; exit 0; }
 install_istio
@@ -61,8 +74,15 @@ start_registry "${WORK}/registry"
 TAG="$(sed -n 's|.*url: oci://REGISTRY/azp-bridge:\(.*\)$|\1|p' deploy/istio/trafficextension.yaml)"
 push_image "${TAG}"
 note "pushed ${REGISTRY}/azp-bridge:${TAG}, digest ${DIGEST}"
+# A second image of the same module (another creation time, so another
+# digest) that nothing pulls before the registry goes down, and the first
+# image under a tag not yet in the cache.
+SOURCE_DATE_EPOCH=1 push_image "${TAG}-other" > /dev/null
+OTHER_DIGEST="${DIGEST}"
+push_image "${TAG}" > /dev/null
+note "pushed ${REGISTRY}/azp-bridge:${TAG}-other, digest ${OTHER_DIGEST} (the same module)"
 skopeo copy -q --src-tls-verify=false --dest-tls-verify=false \
-  "docker://${REGISTRY}/azp-bridge:${TAG}" "docker://${REGISTRY}/azp-bridge:${TAG}-unpulled"
+  "docker://${REGISTRY}/azp-bridge:${TAG}" "docker://${REGISTRY}/azp-bridge:${TAG}-closed"
 
 GW_PORT="${GW_PORT:-$(free_port)}"
 GW="http://127.0.0.1:${GW_PORT}"
@@ -96,28 +116,56 @@ ISTIOD_LOG="${WORK}/istiod.log"
 ISTIOD_ENV=(POD_NAMESPACE=istio-system POD_NAME=istiod-test
   PILOT_ENABLE_METADATA_EXCHANGE=false PILOT_ENABLE_ALPN_FILTER=false
   ENABLE_CA_SERVER=false PILOT_ENABLE_GATEWAY_API=false)
-start_istiod() {
-  start_bg istiod "${ISTIOD_LOG}" env -C "${WORK}" "${ISTIOD_ENV[@]}" "${TOOLS}/pilot-discovery" discovery \
+start_istiod() { # BINARY
+  start_bg istiod "${ISTIOD_LOG}" env -C "${WORK}" "${ISTIOD_ENV[@]}" "$1" discovery \
     --configDir "${WORK}/config" --meshConfig "${WORK}/mesh.yaml" --registries "" --clusterID Kubernetes \
     --grpcAddr 127.0.0.1:15010 --secureGRPCAddr "" --httpAddr 127.0.0.1:15014 --monitoringAddr "" \
     --httpsAddr "" --domain cluster.local
   ISTIOD_PID="${LAST_PID}"
-  wait_for 120 "istiod's xDS on 15010" bash -c '(exec 3<>/dev/tcp/127.0.0.1/15010)'
+  local i
+  for i in $(seq 1 600); do
+    (exec 3<>/dev/tcp/127.0.0.1/15010) 2>/dev/null && return 0
+    kill -0 "${ISTIOD_PID}" 2>/dev/null || return 1
+    sleep 0.2
+  done
+  echo "test-mesh: istiod's xDS not up on 15010 after 120 s" >&2; return 1
 }
 
 # The gateway: pilot-agent in router mode, the project's Envoy as its binary.
 cp "${ISTIO_SRC}/tools/packaging/common/envoy_bootstrap.json" "${WORK}/proxy/var/lib/istio/envoy/envoy_bootstrap_tmpl.json"
 chmod u+w "${WORK}/proxy/var/lib/istio/envoy/envoy_bootstrap_tmpl.json"
+# The workload certificate the agent serves Envoy over SDS (default, ROOTCA):
+# with controlPlaneAuthPolicy NONE and no istiod CA there is nothing to sign
+# one, and Envoy keeps the mesh-internal cluster (Keycloak) warming without it.
+# Files at the agent's well-known relative path are used as they are.
+creds="${WORK}/proxy/var/run/secrets/workload-spiffe-credentials"
+mkdir -p "${creds}"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "${WORK}/ca.key" -out "${creds}/root-cert.pem" \
+  -days 2 -subj "/O=azp-bridge test-mesh/CN=test root" -addext "basicConstraints=critical,CA:true" \
+  -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "${creds}/key.pem" -out "${WORK}/workload.csr" \
+  -subj "/O=azp-bridge test-mesh" 2>/dev/null
+printf 'subjectAltName=URI:spiffe://cluster.local/ns/istio-ingress/sa/istio-ingressgateway\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\n' > "${WORK}/workload.ext"
+openssl x509 -req -in "${WORK}/workload.csr" -CA "${creds}/root-cert.pem" -CAkey "${WORK}/ca.key" -CAcreateserial \
+  -out "${creds}/cert-chain.pem" -days 2 -extfile "${WORK}/workload.ext" 2>/dev/null
 AGENT_LOG="${WORK}/gateway.log"
 ADMIN=127.0.0.1:15000
+# The agent keeps downloaded modules in /var/lib/istio/data, a path it does not
+# let anyone change (constants.IstioDataDir). The gateway runs in a mount
+# namespace of its own, where a tmpfs covers /var/lib and the project's
+# ${WORK}/wasm-cache is mounted there; nothing outside the test sees it.
+mkdir -p "${WORK}/wasm-cache"
+IN_OWN_VAR_LIB=(unshare --mount --propagation private -- sh -c 'mount -t tmpfs tmpfs /var/lib &&
+  mkdir -p /var/lib/istio/data && mount --bind "$0" /var/lib/istio/data && exec "$@"' "${WORK}/wasm-cache")
 start_gateway() { # extra env
-  start_bg gateway "${AGENT_LOG}" env -C "${WORK}/proxy" \
+  start_bg gateway "${AGENT_LOG}" "${IN_OWN_VAR_LIB[@]}" env -C "${WORK}/proxy" \
     PROXY_CONFIG="{\"discoveryAddress\":\"127.0.0.1:15010\",\"controlPlaneAuthPolicy\":\"NONE\",\"binaryPath\":\"${ENVOY_BIN_REAL}\",\"configPath\":\"${WORK}/proxy/etc/istio/proxy\",\"concurrency\":2,\"drainDuration\":\"1s\",\"terminationDrainDuration\":\"1s\",\"tracing\":null}" \
     POD_NAME=istio-ingressgateway-test POD_NAMESPACE=istio-ingress INSTANCE_IP=127.0.0.1 \
     SERVICE_ACCOUNT=istio-ingressgateway ISTIO_META_CLUSTER_ID=Kubernetes \
     ISTIO_METAJSON_LABELS='{"istio":"ingressgateway","app":"istio-ingressgateway"}' \
-    FILE_MOUNTED_CERTS=true JWT_POLICY=none WASM_INSECURE_REGISTRIES="${REGISTRY}" \
-    "$@" "${TOOLS}/pilot-agent" proxy router --domain istio-ingress.svc.cluster.local --proxyLogLevel warning,wasm:info
+    JWT_POLICY=none WASM_INSECURE_REGISTRIES="${REGISTRY}" \
+    "$@" "${TOOLS}/pilot-agent" proxy router --domain istio-ingress.svc.cluster.local \
+    --proxyLogLevel warning --proxyComponentLogLevel wasm:info
   GATEWAY_PID="${LAST_PID}"
   wait_for 120 "the gateway's Envoy admin" curl -sf "http://${ADMIN}/ready"
   wait_for 60 "the gateway's listener on ${GW_PORT}" curl -s -o /dev/null --max-time 2 "${GW}/realms/${REALM}"
@@ -150,8 +198,22 @@ guard_check() {
   else fail "guard: HTTP ${status}, the recorder's request was rewritten or holds the secret"; fi
 }
 
-say "istiod (pilot-discovery ${ISTIO_VERSION}) from files, and the gateway (pilot-agent router)"
-start_istiod
+say "istiod (pilot-discovery ${ISTIO_VERSION}) from files, as built by go install"
+if start_istiod "${TOOLS}/pilot-discovery"; then
+  note "istiod is up unpatched: the patch is no longer needed"
+  ISTIOD_BIN="${TOOLS}/pilot-discovery"
+else
+  wait "${ISTIOD_PID}" 2>/dev/null || true
+  grep -m1 '^panic:' "${ISTIOD_LOG}" | sed 's/^/   istiod: /'
+  grep -m1 -A1 'multicluster.(\*Controller).ConfigCluster' "${ISTIOD_LOG}" | sed 's/^\s*/   istiod:   /'
+  grep -q 'serviceentry.newController' "${ISTIOD_LOG}" || die "istiod failed otherwise than known (${ISTIOD_LOG})"
+  note "stops here without a Kubernetes client (tests/fixtures/mesh/istio/istiod-no-kubernetes.patch); the rest runs the patched istiod"
+  cp "${ISTIOD_LOG}" "${WORK}/istiod-unpatched.log"
+  ISTIOD_BIN="${PATCHED}/pilot-discovery"
+  start_istiod "${ISTIOD_BIN}" || die "the patched istiod did not start (${ISTIOD_LOG})"
+fi
+
+say "the gateway (pilot-agent ${ISTIO_VERSION}, router mode, the project's Envoy)"
 start_gateway ADMIN_CLIENT_SECRET="${ADMIN_CLIENT_SECRET_VALUE}"
 note "before the extension, a refresh through the gateway: HTTP $(unbridged_status "${GW}") ($(jq -r .error_description "${WORK}/last.json"))"
 
@@ -174,33 +236,44 @@ for mode in trafficextension.yaml envoyfilter-hold-headers.yaml; do
 done
 secret_absent "istiod, agent or Envoy log, nor config dump" "${ISTIOD_LOG}" "${AGENT_LOG}" "${WORK}"/config_dump.*.json
 
-say "failure cases (TrafficExtension applied to the running gateway)"
+say "failure cases, TrafficExtension applied to the running gateway (refreshes every 0.5 s from the apply)"
 BAD_DIGEST="$(sha256sum "${WASM}" | cut -d' ' -f1)" # the module's sha256, not the image's
 for strategy in FAIL_OPEN FAIL_CLOSE; do
   apply trafficextension.yaml "${BAD_DIGEST}" "${TAG}" "${strategy}"
-  observe 20 "wrong sha256 (the module's), ${strategy}" "wrong-sha-${strategy}"
-  apply trafficextension.yaml "${DIGEST}" "missing-tag" "${strategy}"
-  observe 20 "image missing, ${strategy}" "missing-${strategy}"
+  observe 12 "wrong sha256 (the module's, not the image digest), ${strategy}" "wrong-sha-${strategy}"
+  apply trafficextension.yaml "${OTHER_DIGEST}" "missing-tag" "${strategy}"
+  observe 12 "image missing (a tag never pushed), ${strategy}" "missing-${strategy}"
 done
-apply trafficextension.yaml "${DIGEST}" "${TAG}"
-observe 60 "the good extension again" recovered
+apply trafficextension.yaml "${DIGEST}" "missing-tag" FAIL_CLOSE
+observe 12 "a tag never pushed, with the sha256 of the image in the agent's cache, FAIL_CLOSE" missing-cached
+unapply trafficextension.yaml
+observe 8 "extension deleted" deleted
+apply trafficextension.yaml "${DIGEST}" "${TAG}-closed" FAIL_CLOSE
+observe 12 "first fetch of a tag not in the cache, FAIL_CLOSE (what requests get while it is fetched)" first-fetch-closed
 stop_registry
 note "registry stopped"
 for strategy in FAIL_OPEN FAIL_CLOSE; do
-  apply trafficextension.yaml "${DIGEST}" "${TAG}-unpulled" "${strategy}"
-  observe 30 "registry down (a tag not in the agent's cache), ${strategy}" "down-${strategy}"
+  apply trafficextension.yaml "${OTHER_DIGEST}" "${TAG}-other" "${strategy}"
+  observe 12 "registry down (an image not in the agent's cache), ${strategy}" "down-${strategy}"
 done
 apply trafficextension.yaml "${DIGEST}" "${TAG}"
-observe 30 "registry down, the cached tag again" down-cached
-note "agent: $(curl -s http://127.0.0.1:15020/stats/prometheus | grep '^istio_agent_wasm' | tr '\n' ' ')"
-grep -i 'wasm' "${AGENT_LOG}" | grep -i 'error\|warn\|fail' | sed 's/^[^ ]* //' | cut -c1-300 | sort | uniq -c | head -n 10 | sed 's/^/   agent log: /'
+observe 12 "registry down, the image in the cache again" down-cached
+note "agent: $(curl -s http://127.0.0.1:15020/stats/prometheus | grep '^istio_agent_wasm_remote_fetch_count\|^istio_agent_wasm_config_conversion_count' | tr '\n' ' ')"
+grep 'error	wasm' "${AGENT_LOG}" | sed 's/^[^\t]*\t//' | sed "s/${REGISTRY}/REGISTRY/g" | cut -c1-300 | sort | uniq -c | sed 's/^/   agent log: /'
 
-say "configuration refused: a new gateway without ADMIN_CLIENT_SECRET"
+say "configuration refused: a new gateway without ADMIN_CLIENT_SECRET, registry up"
 stop_gateway
-start_gateway || true
-observe 10 "no ADMIN_CLIENT_SECRET, FAIL_OPEN, a new gateway" refused-new
-grep -o 'azp-bridge: invalid configuration[^"]*' "${AGENT_LOG}" | head -n 1 | sed 's/^/   Envoy log: /'
-stop_gateway
+start_registry "${WORK}/registry"
+for strategy in FAIL_OPEN FAIL_CLOSE; do
+  apply trafficextension.yaml "${DIGEST}" "${TAG}" "${strategy}"
+  start_gateway || true
+  sleep 3
+  observe 8 "no ADMIN_CLIENT_SECRET, ${strategy}, a new gateway" "refused-${strategy}"
+  curl -s -o /dev/null -w "   a request to the recording upstream's route: HTTP %{http_code}\n" -H 'x-route: elsewhere' "${GW}/anything" || true
+  grep -o 'azp-bridge: invalid configuration.*' "${AGENT_LOG}" | head -n 1 | cut -c1-300 | sed 's/^/   Envoy log: /' || true
+  secret_absent "log of this run" "${ISTIOD_LOG}" "${AGENT_LOG}"
+  stop_gateway
+done
 
 say "result"
 if [ "${FAILURES}" = 0 ]; then echo "istio: all checks passed (work directory ${WORK})"
