@@ -228,7 +228,7 @@ for mode in trafficextension.yaml envoyfilter-hold-headers.yaml; do
   guard_check
   sleep 1.2
   note "counters (Envoy admin ${ADMIN}): $(stats_line "${ADMIN}" azp_bridge)"
-  note "agent: $(curl -s http://127.0.0.1:15020/stats/prometheus | grep '^istio_agent_wasm' | tr '\n' ' ')"
+  note "agent: $(curl -s http://127.0.0.1:15020/stats/prometheus | grep '^istio_agent_wasm_remote_fetch_count\|^istio_agent_wasm_cache_lookup_count' | tr '\n' ' ')"
   say "/config_dump with ${mode}"
   config_dump "${mode%.yaml}"
   unapply "${mode}"
