@@ -4,7 +4,7 @@
 CARGO ?= cargo
 WASM  := target/wasm32-wasip1/release/azp_bridge.wasm
 
-.PHONY: all setup build lint unit test test-matrix check-manifests image release demo demo-stop compose-config fuzz bench bench-icount clean
+.PHONY: all setup build lint unit test test-matrix test-mesh check-manifests image release demo demo-stop compose-config fuzz bench bench-icount clean
 
 all: build
 
@@ -34,11 +34,21 @@ test: lint build
 ## The Envoy suites against one Envoy per minor release, and tests/keycloak.rs
 ## against each Keycloak x Envoy (README: "Envoy and Keycloak versions"), then
 ## scripts/check-manifests.sh (MATRIX_SUITES="envoy keycloak" leaves it out).
+## Then `make test-mesh` (MATRIX_SUITES without "mesh" leaves it out).
 ## KEYCLOAK_VERSION=26.4.7 ENVOY_VERSION=1.38.2 runs one cell. The set-up gets
 ## ENVOY_VERSION emptied: it is the matrix's, not the pinned Envoy of .venv.
 test-matrix:
 	@ENVOY_VERSION= scripts/setup.sh
-	@scripts/test-matrix.sh
+	@rc=0; scripts/test-matrix.sh || rc=$$?; \
+	  case " $${MATRIX_SUITES:-mesh} " in *" mesh "*) $(MAKE) --no-print-directory test-mesh || rc=1 ;; esac; exit $$rc
+
+## azp-bridge delivered by the real control planes: Envoy Gateway (standalone)
+## and istiod + istio-agent (no Kubernetes) pull the image from a local registry
+## into the project's Envoy, Keycloak behind (docs/deployment.md, "Verified with
+## the real control planes"). Builds them with go install on first use (about
+## an hour on 2 cores); in test-matrix, not in test.
+test-mesh: build
+	@scripts/test-mesh.sh
 
 ## The mesh manifests in deploy/ checked with the meshes' own tools, istioctl
 ## and egctl, built at pinned versions into .cache/ on first use (README:

@@ -23,7 +23,7 @@
 #                        is the older name of ENVOY_VERSIONS  (all of ALL_ENVOY below)
 #   KEYCLOAK_VERSIONS    Keycloak versions, or KEYCLOAK_VERSION for one
 #                                                             (all of ALL_KEYCLOAK below)
-#   MATRIX_SUITES        any of "envoy", "keycloak", "manifests"
+#   MATRIX_SUITES        any of "envoy", "keycloak", "manifests", "mesh" (the Makefile runs `make test-mesh` after this script unless MATRIX_SUITES leaves "mesh" out)
 #                                                             (envoy keycloak manifests)
 #   MATRIX_TIME_BUDGET   seconds; no Keycloak cell starts once the run has taken
 #                        this long, and the cells left say "not run (time budget)".
@@ -184,7 +184,7 @@ export AZP_BRIDGE_WASM="${PWD}/target/wasm32-wasip1/release/azp_bridge.wasm"
 tests=()
 part envoy && tests+=("${SUITES[@]}")
 part keycloak && tests+=(--test keycloak)
-[ "${#tests[@]}" -gt 0 ] || part manifests || { echo "test-matrix: MATRIX_SUITES names no part" >&2; exit 2; }
+[ "${#tests[@]}" -gt 0 ] || part manifests || part mesh || { echo "test-matrix: MATRIX_SUITES names no part" >&2; exit 2; }
 [ "${#tests[@]}" -eq 0 ] || "${CARGO}" test --no-run "${tests[@]}" >&2
 commit="$(git rev-parse --short=7 HEAD 2>/dev/null || echo unknown)"
 [ -z "$(git status --porcelain 2>/dev/null)" ] || commit="${commit}-dirty"
