@@ -4,7 +4,7 @@
 CARGO ?= cargo
 WASM  := target/wasm32-wasip1/release/azp_bridge.wasm
 
-.PHONY: all setup build lint unit test test-matrix check-manifests image release demo demo-stop compose-config fuzz bench bench-icount clean
+.PHONY: all setup build lint unit e2e test test-matrix check-manifests image release demo demo-stop compose-config fuzz bench bench-icount clean
 
 all: build
 
@@ -18,22 +18,32 @@ build: setup
 ## Format, lints (the wasm-only glue is linted for its own target), licenses.
 lint: setup
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --lib --release --target wasm32-wasip1 -- -D warnings
 	$(CARGO) clippy --lib --release --target wasm32-wasip1 --features test-trap -- -D warnings
-	$(CARGO) deny check licenses bans sources
+	$(CARGO) deny --workspace check licenses bans sources
 
-## The core only, natively (no Envoy).
+## The native tier (`cargo test` at the root): the core's unit tests, the
+## property tests and the checks of the shipped files; no Envoy, Keycloak or
+## wasm build.
 unit:
-	$(CARGO) test --lib
-
-## Everything: lints, unit tests, Envoy configs, end-to-end tests.
-test: lint build
 	$(CARGO) test
 
-## The Envoy suites against one Envoy per minor release, and tests/keycloak.rs
-## against each Keycloak x Envoy (README: "Envoy and Keycloak versions"), then
-## scripts/check-manifests.sh (MATRIX_SUITES="envoy keycloak" leaves it out).
+## The e2e tier (e2e/, one test binary): the suites that need Envoy, Keycloak,
+## a registry or a wasm build. The Keycloak scenarios run after the rest, so
+## that Keycloak's start does not compete with the Envoy suites; --nocapture
+## shows their tally (`keycloak: N passed, M failed`).
+e2e: setup
+	$(CARGO) test -p azp-bridge-e2e -- --skip keycloak::
+	$(CARGO) test -p azp-bridge-e2e -- keycloak:: --nocapture
+
+## Everything, as CI runs it: lints, the module, both test tiers.
+test: lint build unit e2e
+
+## The Envoy suites against one Envoy per minor release, and the Keycloak
+## scenarios (e2e/tests/e2e/keycloak.rs) against each Keycloak x Envoy
+## (README: "Envoy and Keycloak versions"), then scripts/check-manifests.sh
+## (MATRIX_SUITES="envoy keycloak" leaves it out).
 ## KEYCLOAK_VERSION=26.4.7 ENVOY_VERSION=1.38.2 runs one cell. The set-up gets
 ## ENVOY_VERSION emptied: it is the matrix's, not the pinned Envoy of .venv.
 test-matrix:
