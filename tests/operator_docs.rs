@@ -2,7 +2,7 @@
 //! (no Envoy here; the behaviour behind each point is tested elsewhere):
 //! placeholder commands stop on an unset variable instead of deploying an
 //! unpinned module, the failure-policy summaries say what
-//! tests/lost_bridge.rs shows for a remote module, and the README names the
+//! e2e/tests/e2e/envoy/lost_bridge.rs shows for a remote module, and the README names the
 //! tool versions scripts/check-manifests.sh pins.
 
 mod support;
@@ -75,7 +75,7 @@ fn failure_policy_summaries_say_what_a_remote_module_does() {
     let readme = read("README.md");
     assert!(
         !readme.contains("refused under every policy: failing open does not hide it"),
-        "the README repeats the claim tests/lost_bridge.rs disproves for a remote module"
+        "the README repeats the claim e2e/tests/e2e/envoy/lost_bridge.rs disproves for a remote module"
     );
     for (file, needles) in [
         (
@@ -83,7 +83,7 @@ fn failure_policy_summaries_say_what_a_remote_module_does() {
             &[
                 "starts and serves **without the bridge**",
                 "answers **500 to every request on that listener**",
-                "tests/lost_bridge.rs",
+                "e2e/tests/e2e/envoy/lost_bridge.rs",
                 "Istio 1.27",
             ][..],
         ),
@@ -91,12 +91,15 @@ fn failure_policy_summaries_say_what_a_remote_module_does() {
             "docs/deployment.md",
             &[
                 "**the filter is skipped: refreshes pass unbridged, silently**",
-                "tests/lost_bridge.rs",
+                "e2e/tests/e2e/envoy/lost_bridge.rs",
             ][..],
         ),
         (
             "deploy/envoy-gateway/azp-bridge.yaml",
-            &["refused configuration is NOT refused here", "tests/lost_bridge.rs"][..],
+            &[
+                "refused configuration is NOT refused here",
+                "e2e/tests/e2e/envoy/lost_bridge.rs",
+            ][..],
         ),
         (
             "deploy/istio/wasmplugin.yaml",

@@ -223,7 +223,7 @@ fn failing_open_does_not_hide_a_secret_missing_from_the_gateway() {
     // Istio the update is rejected), instead of running without the bridge.
     // That holds for a local module, which is what the Istio agent hands
     // Envoy; a module Envoy fetches itself (code.remote) with FAIL_OPEN runs
-    // without the bridge instead (tests/lost_bridge.rs).
+    // without the bridge instead (e2e/tests/e2e/envoy/lost_bridge.rs).
     let implied = wasmplugin();
     let dir = TempDir::new("mesh-no-secret");
     let log = envoy_spec(&implied, support::free_port(), &dir).expect_refused();
