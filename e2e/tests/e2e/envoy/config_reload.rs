@@ -2,7 +2,7 @@
 //! as xDS would) that azp-bridge refuses is rejected as a whole, and the old
 //! configuration keeps serving; a valid one is applied.
 
-mod support;
+use crate::support;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;

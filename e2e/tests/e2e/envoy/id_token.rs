@@ -2,7 +2,7 @@
 //! bridged refresh gives the client"): a real Envoy in front of an upstream
 //! that answers as told by the request's query, in both header modes.
 
-mod support;
+use crate::support;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;

@@ -19,7 +19,7 @@
 //! also on failure. The builds use throwaway image stores (the script's own,
 //! in a temporary directory), so the machine's store is not touched.
 
-mod support;
+use crate::support;
 
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
@@ -476,4 +476,39 @@ fn the_same_module_gives_the_same_digest_pushed_again_or_archived_for_a_release(
         started.elapsed()
     );
     drop(registry);
+}
+
+/// `make image` without a builder (needs only the built module; moved here
+/// from tests/mesh_manifests.rs with the rest of `make image`).
+#[test]
+fn make_image_without_a_builder_says_so_and_fails() {
+    let wasm = support::wasm_path();
+    let output = Command::new(repo_root().join("deploy/oci/build-image.sh"))
+        .env("WASM", &wasm)
+        .env("DOCKER", "azp-bridge-test-no-docker")
+        .env("BUILDAH", "azp-bridge-test-no-buildah")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("no image builder here, so no image was built"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("docker with the buildx plugin") && stderr.contains("buildah"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("oras"), "{stderr}");
+
+    // It still prints the module's sha256, the same as sha256sum's.
+    let sha256sum = Command::new("sha256sum").arg(&wasm).output().unwrap();
+    let expected = String::from_utf8_lossy(&sha256sum.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(expected.len(), 64);
+    assert!(stdout.contains(&format!("module sha256: {expected}")), "{stdout}");
 }

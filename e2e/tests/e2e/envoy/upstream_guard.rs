@@ -5,7 +5,7 @@
 //! a listener may read a port (none stripped, `strip_any_host_port`,
 //! `strip_matching_host_port`).
 
-mod support;
+use crate::support;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;

@@ -7,7 +7,7 @@
 //! checks the last commit, not them). Cargo runs offline: `cargo test` has
 //! fetched every crate the module needs. The clones are removed on failure too.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! Afterwards the VM still rewrites correctly and Envoy's log shows no trap,
 //! no VM reload and no secret.
 
-mod support;
+use crate::support;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;

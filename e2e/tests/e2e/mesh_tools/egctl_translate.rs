@@ -15,13 +15,13 @@
 //!   the local file (the cache's fetch needs a controller), in front of the
 //!   recording upstream, and checks the exact bytes of one rewritten refresh.
 //!
-//! The tests are ignored by a plain `cargo test` (and so by `make test`): the
+//! The tests are ignored by a plain `make e2e` (and so by `make test`): the
 //! first run builds istioctl and egctl, which took about 30 minutes on the
 //! project's 2-core machine (README.md, "Checking the mesh manifests").
 //! `make check-manifests` and `make test-matrix` run them, or
-//! `cargo test --test egctl_translate -- --ignored`.
+//! `cargo test -p azp-bridge-e2e -- mesh_tools:: --ignored`.
 
-mod support;
+use crate::support;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;

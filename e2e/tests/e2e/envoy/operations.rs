@@ -4,7 +4,7 @@
 //! above Envoy's buffer, and decision lines that carry `x-request-id`, say
 //! which realm disagreed and cannot flood the warning log.
 
-mod support;
+use crate::support;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;

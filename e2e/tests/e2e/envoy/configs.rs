@@ -1,7 +1,7 @@
 //! Every Envoy configuration the project ships passes `envoy --mode validate`
 //! with the real module loaded (so the plugin configuration is checked too).
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::process::Command;
@@ -48,7 +48,7 @@ fn shipped_template_validates_in_both_modes() {
 /// `azp-bridge <crate version> (<commit>) configured: ...` (PLUGIN_CONFIG
 /// leaves `hold_headers` at its default in both Envoy modes).
 fn assert_identifies_itself(output: &str) {
-    let prefix = format!("azp-bridge {} (", env!("CARGO_PKG_VERSION"));
+    let prefix = format!("azp-bridge {} (", support::package_version());
     let line = output
         .lines()
         .find(|line| line.contains(&prefix))

@@ -1,14 +1,15 @@
 //! azp-bridge between a client and a real Keycloak: the article's failure
 //! reproduced directly, and fixed through Envoy. Keycloak's own answers are
-//! the judge. One Keycloak serves every scenario; scenarios run in order and
-//! a failed one does not stop the others.
+//! the judge. One Keycloak serves every scenario (`scenarios`, one libtest
+//! test that starts it and stops it); scenarios run in order, each named by
+//! its function, and a failed one does not stop the others.
 //!
 //! The Keycloak is the one `scripts/keycloak.sh` installs: `KEYCLOAK_VERSION`
 //! picks another (`make test-matrix` runs 26.4.7, 26.5.6 and 26.7.3). Where
 //! Keycloak versions answer differently, a scenario expects what the running
 //! server's version does (see `KeycloakVersion`), never less.
 
-mod support;
+use crate::support;
 
 use azp_bridge::form;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -40,7 +41,7 @@ struct Ctx {
 /// Which header modes a scenario goes through: `Default` (body credentials:
 /// `envoy`, `envoy_keep`), `Hold` (`hold_headers`: `envoy_hold`), `Both`, or
 /// `Keycloak` alone (no Envoy). `make test-matrix` reads the per-mode tally
-/// `main` prints.
+/// `scenarios` prints.
 #[derive(Clone, Copy, PartialEq)]
 enum Modes {
     Keycloak,
@@ -49,124 +50,97 @@ enum Modes {
     Both,
 }
 
-type Scenario = (&'static str, Modes, fn(&Ctx));
+/// A scenario: its function, named by the function's own name, and the
+/// header modes it goes through.
+struct Scenario {
+    name: &'static str,
+    modes: Modes,
+    run: fn(&Ctx),
+}
 
-fn main() {
-    use Modes::{Both, Default, Hold, Keycloak as Alone};
-    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    let scenarios: Vec<Scenario> = vec![
-        (
-            "problem_exists_directly_at_keycloak",
-            Alone,
-            problem_exists_directly_at_keycloak,
-        ),
-        (
-            "refresh_through_envoy_rewrites_and_keycloak_accepts",
-            Default,
-            refresh_through_envoy,
-        ),
-        (
-            "refresh_rounds_with_rotation_on",
-            Default,
-            refresh_rounds_with_rotation_on,
-        ),
-        (
-            "impersonated_tokens_refresh_through_envoy",
-            Default,
-            impersonated_tokens_refresh_through_envoy,
-        ),
-        (
-            "own_tokens_and_other_grants_pass_through",
-            Default,
-            own_tokens_and_other_grants_pass_through,
-        ),
-        (
-            "other_public_client_still_refused",
-            Default,
-            other_public_client_still_refused,
-        ),
-        (
-            "forged_token_gets_keycloaks_refusal",
-            Default,
-            forged_token_gets_keycloaks_refusal,
-        ),
-        (
-            "ambiguous_requests_never_yield_a_token",
-            Both,
-            ambiguous_requests_never_yield_a_token,
-        ),
-        (
-            "query_string_grant_is_not_read_by_keycloak",
-            Both,
-            query_string_grant_is_not_read_by_keycloak,
-        ),
-        (
-            "utf8_charset_variants_still_bridge",
-            Both,
-            utf8_charset_variants_still_bridge,
-        ),
-        ("revoke_through_envoy", Default, revoke_through_envoy),
-        ("logout_through_envoy", Default, logout_through_envoy),
-        (
-            "hold_mode_with_basic_caller_and_basic_target",
-            Hold,
-            hold_mode_with_basic_caller_and_basic_target,
-        ),
-        ("http2_client_through_envoy", Default, http2_client_through_envoy),
-        (
-            "openid_client_refreshes_and_revokes_through_the_bridge",
-            Both,
-            openid_client_refreshes_and_revokes_through_the_bridge,
-        ),
-        (
-            "openid_client_rejects_a_kept_id_token",
-            Default,
-            openid_client_rejects_a_kept_id_token,
-        ),
-        (
-            "authlib_refreshes_and_revokes_through_the_bridge",
-            Both,
-            authlib_refreshes_and_revokes_through_the_bridge,
-        ),
-        (
-            "signed_jwt_targets_refresh_revoke_and_log_out_through_the_bridge",
-            Both,
-            signed_jwt_targets_refresh_revoke_and_log_out_through_the_bridge,
-        ),
-        (
-            "one_client_id_in_two_realms_with_two_secrets",
-            Default,
-            one_client_id_in_two_realms_with_two_secrets,
-        ),
-        (
-            "load_with_keycloak_stopped_midway",
-            Default,
-            load_with_keycloak_stopped_midway,
-        ),
-        ("logs_carry_no_secret_or_token", Both, logs_carry_no_secret_or_token),
-    ];
-    let selected: Vec<_> = scenarios
+/// `modes: function, ...` as a list of scenarios named by their functions.
+macro_rules! scenarios {
+    ($($modes:ident: $run:ident),* $(,)?) => {
+        vec![$(Scenario { name: stringify!($run), modes: Modes::$modes, run: $run }),*]
+    };
+}
+
+/// Every scenario, in the order they run.
+fn all_scenarios() -> Vec<Scenario> {
+    scenarios![
+        Keycloak: problem_exists_directly_at_keycloak,
+        Default: refresh_through_envoy_rewrites_and_keycloak_accepts,
+        Default: refresh_rounds_with_rotation_on,
+        Default: impersonated_tokens_refresh_through_envoy,
+        Default: own_tokens_and_other_grants_pass_through,
+        Default: other_public_client_still_refused,
+        Default: forged_token_gets_keycloaks_refusal,
+        Both: ambiguous_requests_never_yield_a_token,
+        Both: query_string_grant_is_not_read_by_keycloak,
+        Both: utf8_charset_variants_still_bridge,
+        Default: revoke_through_envoy,
+        Default: logout_through_envoy,
+        Hold: hold_mode_with_basic_caller_and_basic_target,
+        Default: http2_client_through_envoy,
+        Both: openid_client_refreshes_and_revokes_through_the_bridge,
+        Default: openid_client_rejects_a_kept_id_token,
+        Both: authlib_refreshes_and_revokes_through_the_bridge,
+        Both: signed_jwt_targets_refresh_revoke_and_log_out_through_the_bridge,
+        Default: one_client_id_in_two_realms_with_two_secrets,
+        Default: load_with_keycloak_stopped_midway,
+        Both: logs_carry_no_secret_or_token,
+    ]
+}
+
+/// The names of every scenario, one a line, without starting anything
+/// (`cargo test -p azp-bridge-e2e -- keycloak::scenario_names --nocapture`).
+#[test]
+fn scenario_names() {
+    let scenarios = all_scenarios();
+    let mut names: Vec<&str> = scenarios.iter().map(|s| s.name).collect();
+    for name in &names {
+        println!("{name}");
+    }
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), scenarios.len(), "a scenario is listed twice");
+}
+
+/// Every scenario (or those whose name contains `KEYCLOAK_SCENARIO`) against
+/// one Keycloak and its Envoys, started here and stopped when this test ends,
+/// also when a scenario fails: a failed scenario does not stop the others.
+/// `make test-matrix` reads the per-mode tallies this prints (run it with
+/// `--nocapture` to see them).
+#[test]
+fn scenarios() {
+    let filter = std::env::var("KEYCLOAK_SCENARIO").ok().filter(|f| !f.is_empty());
+    let selected: Vec<Scenario> = all_scenarios()
         .into_iter()
-        .filter(|(name, _, _)| filter.as_deref().is_none_or(|f| name.contains(f)))
+        .filter(|s| filter.as_deref().is_none_or(|f| s.name.contains(f)))
         .collect();
+    assert!(!selected.is_empty(), "no scenario's name contains {filter:?}");
     println!("\nrunning {} Keycloak scenarios", selected.len());
 
     let ctx = start();
     let mut failed = Vec::new();
     // [passed, failed] per header mode.
     let (mut default_mode, mut hold_mode) = ([0; 2], [0; 2]);
-    for (name, modes, scenario) in &selected {
-        let outcome = catch_unwind(AssertUnwindSafe(|| scenario(&ctx)));
-        println!("test {name} ... {}", if outcome.is_ok() { "ok" } else { "FAILED" });
+    for scenario in &selected {
+        let outcome = catch_unwind(AssertUnwindSafe(|| (scenario.run)(&ctx)));
+        println!(
+            "scenario {} ... {}",
+            scenario.name,
+            if outcome.is_ok() { "ok" } else { "FAILED" }
+        );
         let slot = usize::from(outcome.is_err());
-        if matches!(modes, Default | Both) {
+        if matches!(scenario.modes, Modes::Default | Modes::Both) {
             default_mode[slot] += 1;
         }
-        if matches!(modes, Hold | Both) {
+        if matches!(scenario.modes, Modes::Hold | Modes::Both) {
             hold_mode[slot] += 1;
         }
         if outcome.is_err() {
-            failed.push(*name);
+            failed.push(scenario.name);
         }
     }
     if !failed.is_empty() {
@@ -180,10 +154,7 @@ fn main() {
         println!("keycloak: {mode} mode: {ok} passed, {ko} failed");
     }
     println!("keycloak: {passed} passed, {} failed", failed.len());
-    if !failed.is_empty() {
-        println!("failed: {}", failed.join(", "));
-        std::process::exit(1);
-    }
+    assert!(failed.is_empty(), "failed: {}", failed.join(", "));
 }
 
 /// A Keycloak release, major.minor.patch.
@@ -450,7 +421,7 @@ fn problem_exists_directly_at_keycloak(ctx: &Ctx) {
     expect_error(&answer, 400, "invalid_grant", MISMATCH);
 }
 
-fn refresh_through_envoy(ctx: &Ctx) {
+fn refresh_through_envoy_rewrites_and_keycloak_accepts(ctx: &Ctx) {
     let before = ctx.envoy.counter("rewritten");
     let mut refresh_token = admin_refresh_token(ctx, "alice");
     for _round in 0..3 {

@@ -2,7 +2,7 @@
 //! build that traps on request (the `test-trap` feature, never shipped).
 //! The shipped configuration uses FAIL_RELOAD: see README ("Failure policy").
 
-mod support;
+use crate::support;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;

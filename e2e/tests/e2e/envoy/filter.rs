@@ -1,7 +1,7 @@
 //! azp-bridge in a real Envoy, in front of an upstream that records exactly
 //! what Envoy forwarded.
 
-mod support;
+use crate::support;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;

@@ -1,5 +1,5 @@
 //! Mixed load through Envoy in front of a real Keycloak, with Keycloak
-//! stopped and restarted in the middle (tests/keycloak.rs).
+//! stopped and restarted in the middle (e2e/tests/e2e/keycloak.rs).
 
 use super::http1::{self, form_post};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
