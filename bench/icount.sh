@@ -97,7 +97,8 @@ fi
 free_port() { python3 "${BENCH_DIR}/tools.py" free-port; }
 UPSTREAM_PORT="$(free_port)"
 python3 "${BENCH_DIR}/tools.py" render "${BENCH_DIR}/envoy/upstream.yaml" "${WORK}/upstream.yaml" \
-  "LISTEN_PORT=${UPSTREAM_PORT}" "ADMIN_PORT=$(free_port)" || die "cannot render the upstream"
+  "LISTEN_PORT=${UPSTREAM_PORT}" "ADMIN_PORT=$(free_port)" \
+  "TOKEN_RESPONSE_PATH=${BENCH_DIR}/fixtures/token-response.json" || die "cannot render the upstream"
 "${ENVOY}" -c "${WORK}/upstream.yaml" --concurrency 1 --disable-hot-restart -l warning \
   --log-path "${WORK}/upstream.log" </dev/null >/dev/null 2>&1 &
 
