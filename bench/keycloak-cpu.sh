@@ -26,6 +26,11 @@ REFRESHES="${BENCH_KEYCLOAK_REFRESHES:-1000}"
 log() { printf '[bench keycloak %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "FAILED: $*"; exit 1; }
 
+# What scripts/keycloak.sh needs (a JDK 17+; mvn only for the first download).
+if [ -n "${JAVA_HOME:-}" ]; then [ -x "${JAVA_HOME}/bin/java" ] || die "no java in JAVA_HOME=${JAVA_HOME}"
+else command -v java >/dev/null || die "no java (a JDK 17+ runs Keycloak); set JAVA_HOME, or BENCH_SKIP_KEYCLOAK=1"; fi
+for c in curl jq unzip; do command -v "${c}" >/dev/null || die "no ${c} (scripts/keycloak.sh needs it); or BENCH_SKIP_KEYCLOAK=1"; done
+
 WORK="$(mktemp -d /tmp/azp-bench-keycloak.XXXXXX)"
 KEYCLOAK_PORT="$(python3 "${BENCH_DIR}/tools.py" free-port)"
 KEYCLOAK_MGMT_PORT="$(python3 "${BENCH_DIR}/tools.py" free-port)"
