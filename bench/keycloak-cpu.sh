@@ -8,7 +8,7 @@
 # mode, in-memory database, the demo realm, on free loopback ports), gets a
 # refresh token for the demo realm's confidential client
 # (spring-boot-admin-client, client_secret_post, user alice, scope openid),
-# sends BENCH_KEYCLOAK_WARMUP (1000) refreshes, then BENCH_KEYCLOAK_REFRESHES
+# sends BENCH_KEYCLOAK_WARMUP (2000) refreshes, then BENCH_KEYCLOAK_REFRESHES
 # (1000) sequential ones on one connection, each with the refresh token the
 # one before returned, and reads the CPU (utime+stime) of Keycloak's process
 # group (kc.sh and its JVM) from /proc before and after (bench/tools.py
@@ -20,7 +20,7 @@ set -euo pipefail
 BENCH_DIR="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(dirname "${BENCH_DIR}")"
 OUT="${1:?usage: bench/keycloak-cpu.sh OUT.json}"
-WARMUP="${BENCH_KEYCLOAK_WARMUP:-1000}"
+WARMUP="${BENCH_KEYCLOAK_WARMUP:-2000}"
 REFRESHES="${BENCH_KEYCLOAK_REFRESHES:-1000}"
 
 log() { printf '[bench keycloak %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }

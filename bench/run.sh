@@ -31,7 +31,7 @@
 #   BENCH_BUFFER_HEADERS_WASM=<path>  likewise for the minimal filter that also reads the headers
 #   BENCH_BUFFER_BOTH_WASM=<path>     likewise for the minimal filter that also edits the response
 #   BENCH_SKIP_KEYCLOAK=1             skip Keycloak's own CPU per refresh (bench/keycloak-cpu.sh)
-#   BENCH_KEYCLOAK_WARMUP=1000 BENCH_KEYCLOAK_REFRESHES=1000
+#   BENCH_KEYCLOAK_WARMUP=2000 BENCH_KEYCLOAK_REFRESHES=1000
 #                                     its unrecorded and recorded sequential refreshes
 #   ENVOY_BIN, VENV                   the Envoy binary, and the virtualenv for matplotlib
 set -euo pipefail
