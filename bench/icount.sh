@@ -17,9 +17,12 @@
 #   BENCH_REFERENCE, BENCH_STEPS            as for bench/run.sh
 #
 # Modules: none (no filter), ref (BENCH_REFERENCE), each step of BENCH_STEPS,
-# azp (today's, as built by scripts/build-wasm.sh) and auth (today's, Keycloak
-# named by `authorities`: no route property read); each with the passing and
-# the rewritten refresh of bench/fixtures.
+# azp (today's, as built by scripts/build-wasm.sh), auth (today's, Keycloak
+# named by `authorities`: no route property read) and bufboth (not
+# azp-bridge: the minimal filter of bench/buffer-filter built with
+# `--features response`, in its place, which buffers both bodies and cuts the
+# id_token out of the answer: the floor of issue 27's goal 3); each with the
+# passing and the rewritten refresh of bench/fixtures.
 set -euo pipefail
 BENCH_DIR="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(dirname "${BENCH_DIR}")"
@@ -82,7 +85,15 @@ for step in ${STEPS}; do
   CONFIG[${name}]="${PLUGIN_CONFIG}"
   COMMIT[${name}]="$(git rev-parse --short=7 "${step#*=}")"
 done
-MODULES+=(azp auth)
+MODULES+=(azp auth bufboth)
+# The minimal both-bodies filter, built and shrunk as bench/run.sh builds it.
+(cd "${BENCH_DIR}/buffer-filter" &&
+  cargo build --quiet --release --target wasm32-wasip1 --features response --target-dir target/response) ||
+  die "the minimal both-bodies filter did not build"
+"${ROOT}/scripts/wasm-opt.sh" "${BENCH_DIR}/buffer-filter/target/response/wasm32-wasip1/release/buffer_filter.wasm" \
+  "${WORK}/buffer_filter_both.wasm"
+WASM[bufboth]="${WORK}/buffer_filter_both.wasm"
+CONFIG[bufboth]="{}"
 python3 "${BENCH_DIR}/tools.py" plugin-config authorities "${PLUGIN_CONFIG}" \
   "${ROOT}/tests/fixtures/es256-test-key.pem" "${WORK}/auth.json" || die "no authorities configuration"
 CONFIG[auth]="$(cat "${WORK}/auth.json")"
@@ -97,7 +108,8 @@ fi
 free_port() { python3 "${BENCH_DIR}/tools.py" free-port; }
 UPSTREAM_PORT="$(free_port)"
 python3 "${BENCH_DIR}/tools.py" render "${BENCH_DIR}/envoy/upstream.yaml" "${WORK}/upstream.yaml" \
-  "LISTEN_PORT=${UPSTREAM_PORT}" "ADMIN_PORT=$(free_port)" || die "cannot render the upstream"
+  "LISTEN_PORT=${UPSTREAM_PORT}" "ADMIN_PORT=$(free_port)" \
+  "TOKEN_RESPONSE_PATH=${BENCH_DIR}/fixtures/token-response.json" || die "cannot render the upstream"
 "${ENVOY}" -c "${WORK}/upstream.yaml" --concurrency 1 --disable-hot-restart -l warning \
   --log-path "${WORK}/upstream.log" </dev/null >/dev/null 2>&1 &
 
@@ -108,10 +120,12 @@ count() {
   port="$(free_port)"
   admin="$(free_port)"
   [ "${module}" = none ] && edit=(--remove-filter)
+  [ "${module}" = bufboth ] && edit=(--replace-filter "${BENCH_DIR}/envoy/filters/buffer.yaml")
   python3 "${BENCH_DIR}/tools.py" render "${ROOT}/envoy/azp-bridge.yaml" "${dir}/proxy.yaml" "${edit[@]+"${edit[@]}"}" \
     "LISTEN_ADDRESS=127.0.0.1" "LISTEN_PORT=${port}" "ADMIN_ADDRESS=127.0.0.1" "ADMIN_PORT=${admin}" \
     "UPSTREAM_HOST=127.0.0.1" "UPSTREAM_PORT=${UPSTREAM_PORT}" "WASM_PATH=${WASM[${module}]}" \
-    "PLUGIN_CONFIG=${CONFIG[${module}]}" "HOLD_HEADERS=false" "HOST_ENV_KEYS=[]" || die "cannot render ${module}"
+    "PLUGIN_CONFIG=${CONFIG[${module}]}" "HOLD_HEADERS=false" "HOST_ENV_KEYS=[]" \
+    "BUFFER_WASM_PATH=${WASM[${module}]}" || die "cannot render ${module}"
   valgrind --tool=callgrind --callgrind-out-file="${dir}/callgrind.out" --dump-instr=no --collect-jumps=no \
     "${ENVOY}" -c "${dir}/proxy.yaml" --concurrency 1 --disable-hot-restart -l warning \
     --log-path "${dir}/envoy.log" </dev/null >"${dir}/valgrind.log" 2>&1 &

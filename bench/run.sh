@@ -29,6 +29,10 @@
 #                                     drop (idt). Built like the reference; "" runs none.
 #   BENCH_BUFFER_WASM=<path>          likewise for the minimal filter (for experiments)
 #   BENCH_BUFFER_HEADERS_WASM=<path>  likewise for the minimal filter that also reads the headers
+#   BENCH_BUFFER_BOTH_WASM=<path>     likewise for the minimal filter that also edits the response
+#   BENCH_SKIP_KEYCLOAK=1             skip Keycloak's own CPU per refresh (bench/keycloak-cpu.sh)
+#   BENCH_KEYCLOAK_WARMUP=2000 BENCH_KEYCLOAK_REFRESHES=1000
+#                                     its unrecorded and recorded sequential refreshes
 #   ENVOY_BIN, VENV                   the Envoy binary, and the virtualenv for matplotlib
 set -euo pipefail
 
@@ -61,6 +65,7 @@ RESULTS="${BENCH_RESULTS:-${BENCH_DIR}/results}"
 REPORT="${BENCH_REPORT:-${ROOT}/BENCHMARKS.md}"
 BUFFER_WASM="${BENCH_BUFFER_WASM:-${BENCH_DIR}/buffer-filter/target/wasm32-wasip1/release/buffer_filter.wasm}"
 BUFFER_HEADERS_WASM="${BENCH_BUFFER_HEADERS_WASM:-${BENCH_DIR}/buffer-filter/target/read-headers/wasm32-wasip1/release/buffer_filter.wasm}"
+BUFFER_BOTH_WASM="${BENCH_BUFFER_BOTH_WASM:-${BENCH_DIR}/buffer-filter/target/response/wasm32-wasip1/release/buffer_filter.wasm}"
 LUA_SCRIPT="${BENCH_DIR}/envoy/azp-swap.lua"
 CLK_TCK="$(getconf CLK_TCK)"
 
@@ -94,10 +99,20 @@ stop_pid() {
   kill -KILL "${pid}" 2>/dev/null || true
   wait "${pid}" 2>/dev/null || true
 }
+KEYCLOAK_STEP_PID=""
 cleanup() {
   local status=$?
   trap - EXIT INT TERM
-  local pid
+  local pid i
+  # bench/keycloak-cpu.sh stops its Keycloak on TERM (up to 30 s for the JVM):
+  # it gets a minute before KILL.
+  if [ -n "${KEYCLOAK_STEP_PID}" ] && kill -TERM "${KEYCLOAK_STEP_PID}" 2>/dev/null; then
+    for i in $(seq 1 600); do
+      kill -0 "${KEYCLOAK_STEP_PID}" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "${KEYCLOAK_STEP_PID}" 2>/dev/null || true
+  fi
   for pid in "${PIDS[@]+"${PIDS[@]}"}"; do
     stop_pid "${pid}"
   done
@@ -191,6 +206,14 @@ build() {
     BUFFER_HEADERS_WASM="${WORK}/buffer_filter_headers.wasm"
   fi
   [ -f "${BUFFER_HEADERS_WASM}" ] || die "no module at ${BUFFER_HEADERS_WASM}"
+  if [ -z "${BENCH_BUFFER_BOTH_WASM:-}" ]; then
+    log "building the minimal filter that also cuts the id_token out of the answer (--features response)"
+    (cd "${BENCH_DIR}/buffer-filter" &&
+      cargo build --quiet --release --target wasm32-wasip1 --features response --target-dir target/response)
+    "${ROOT}/scripts/wasm-opt.sh" "${BUFFER_BOTH_WASM}" "${WORK}/buffer_filter_both.wasm"
+    BUFFER_BOTH_WASM="${WORK}/buffer_filter_both.wasm"
+  fi
+  [ -f "${BUFFER_BOTH_WASM}" ] || die "no module at ${BUFFER_BOTH_WASM}"
   build_reference
 }
 
@@ -216,6 +239,7 @@ free_port() { python3 "${BENCH_DIR}/tools.py" free-port; }
 #   lua           replaced by the Lua swap (envoy/filters/lua.yaml)
 #   buffer        replaced by the minimal wasm filter (envoy/filters/buffer.yaml)
 #   buffer-headers  the same, built to also read the request headers once
+#   buffer-both   the same, built to also buffer a 2xx answer and cut its id_token out
 #   azp           as shipped: the filter only on the token/revoke/logout route
 #   azp-all       as shipped without `disabled: true`: the filter sees every request
 #   azp-ref       as shipped, with the reference module (BENCH_REFERENCE)
@@ -233,7 +257,7 @@ config_source() {
   case "$1" in
     none | none-b) CONFIG_SOURCE=("${shipped}" --remove-filter) ;;
     lua) CONFIG_SOURCE=("${shipped}" --replace-filter "${BENCH_DIR}/envoy/filters/lua.yaml") ;;
-    buffer | buffer-headers) CONFIG_SOURCE=("${shipped}" --replace-filter "${BENCH_DIR}/envoy/filters/buffer.yaml") ;;
+    buffer | buffer-headers | buffer-both) CONFIG_SOURCE=("${shipped}" --replace-filter "${BENCH_DIR}/envoy/filters/buffer.yaml") ;;
     azp | azp-ref | azp-10k | azp-hs256 | azp-es256 | azp-auth | azp-step-*) CONFIG_SOURCE=("${shipped}") ;;
     azp-all) CONFIG_SOURCE=("${shipped}" --enable-filter) ;;
     azp-hostile) CONFIG_SOURCE=("${shipped}" --enable-filter --max-request-headers-kb 160) ;;
@@ -254,6 +278,7 @@ start_envoy() {
   config_source "${config}"
   local buffer_wasm="${BUFFER_WASM}" wasm="${WASM}" plugin_config="PLUGIN_CONFIG=${PLUGIN_CONFIG}"
   [ "${config}" = buffer-headers ] && buffer_wasm="${BUFFER_HEADERS_WASM}"
+  [ "${config}" = buffer-both ] && buffer_wasm="${BUFFER_BOTH_WASM}"
   case "${config}" in
     azp-ref)
       wasm="${REFERENCE_WASM}"
@@ -268,7 +293,8 @@ start_envoy() {
     "LISTEN_ADDRESS=127.0.0.1" "LISTEN_PORT=${port}" "ADMIN_ADDRESS=127.0.0.1" "ADMIN_PORT=${admin}" \
     "UPSTREAM_HOST=127.0.0.1" "UPSTREAM_PORT=${upstream_port}" \
     "WASM_PATH=${wasm}" "BUFFER_WASM_PATH=${buffer_wasm}" "LUA_PATH=${LUA_SCRIPT}" \
-    "${plugin_config}" "HOLD_HEADERS=false" "HOST_ENV_KEYS=[]" || die "cannot render ${config}"
+    "${plugin_config}" "HOLD_HEADERS=false" "HOST_ENV_KEYS=[]" \
+    "TOKEN_RESPONSE_PATH=${BENCH_DIR}/fixtures/token-response.json" || die "cannot render ${config}"
   if [ "${PIN}" = 1 ]; then
     if [ "${role}" = proxy ]; then pin=(taskset -c 1); else pin=(taskset -c 0); fi
   fi
@@ -311,8 +337,8 @@ rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
 # --- correctness first: every variant forwards what it should ----------------------
 
-post_form() { # PORT PATH FIXTURE
-  curl -sf -o /dev/null -H 'content-type: application/x-www-form-urlencoded' \
+post_form() { # PORT PATH FIXTURE [ANSWER_FILE]
+  curl -sf -o "${4:-/dev/null}" -H 'content-type: application/x-www-form-urlencoded' \
     --data-binary "@${BENCH_DIR}/fixtures/$3" "http://127.0.0.1:$1$2"
 }
 
@@ -321,14 +347,27 @@ verify() {
   log "verifying what each variant forwards (recording upstream)"
   local rec_port rec_pid name
   rec_port="$(free_port)"
-  python3 "${BENCH_DIR}/tools.py" record "${rec_port}" "${WORK}/recorded.jsonl" &
+  # It answers the token endpoint with the bench upstream's Keycloak-shaped
+  # answer (an id_token among three JWTs): what each variant gives the client is
+  # checked too.
+  python3 "${BENCH_DIR}/tools.py" record "${rec_port}" "${WORK}/recorded.jsonl" \
+    "${BENCH_DIR}/fixtures/token-response.json" &
   rec_pid=$!
   PIDS+=("${rec_pid}")
   local token=/realms/demo/protocol/openid-connect/token
   local -A ports=()
   local started=()
-  local verified=(none lua buffer buffer-headers azp azp-all azp-ref azp-10k azp-hs256 azp-es256)
-  for name in "${STEP_NAMES[@]+"${STEP_NAMES[@]}"}"; do verified+=("azp-step-${name}"); done
+  local verified=(none lua buffer buffer-headers buffer-both azp azp-all azp-ref azp-10k azp-hs256 azp-es256)
+  # The configurations that cut the id_token out of a bridged refresh's
+  # answer: today's module, the minimal both-bodies filter (from every 2xx
+  # answer to a request with a body), and the reference and the steps from
+  # 84b3e4d on.
+  local drops="azp azp-all azp-10k azp-hs256 azp-es256"
+  git merge-base --is-ancestor 84b3e4d "${REFERENCE}" 2>/dev/null && drops+=" azp-ref"
+  for name in "${STEP_NAMES[@]+"${STEP_NAMES[@]}"}"; do
+    verified+=("azp-step-${name}")
+    git merge-base --is-ancestor 84b3e4d "${STEP_COMMIT[${name}]}" 2>/dev/null && drops+=" azp-step-${name}"
+  done
   for name in "${verified[@]}"; do
     start_envoy "verify-${name}" "${name}" 1 "${rec_port}"
     ports[${name}]="${ENVOY_PORT}"
@@ -337,15 +376,16 @@ verify() {
   : >"${WORK}/recorded.jsonl"
   for name in "${verified[@]}"; do
     local p="${ports[${name}]}"
-    post_form "${p}" "${token}?v=${name}&case=rewrite" rewrite.form
-    post_form "${p}" "${token}?v=${name}&case=pass" pass.form
+    post_form "${p}" "${token}?v=${name}&case=rewrite" rewrite.form "${WORK}/answer-${name}-rewrite"
+    post_form "${p}" "${token}?v=${name}&case=pass" pass.form "${WORK}/answer-${name}-pass"
     post_form "${p}" "/api/orders?v=${name}&case=other" other.form
     curl -sf -o /dev/null "http://127.0.0.1:${p}/realms/demo/account?v=${name}&case=get"
   done
   for name in "${started[@]}"; do stop "${name}"; done
   stop "${rec_pid}"
-  python3 - "${WORK}/recorded.jsonl" "${BENCH_DIR}/fixtures" "${SECRET_POSTED}" "${verified[@]}" <<'EOF'
-import base64, json, sys, urllib.parse
+  VERIFY_DROPS="${drops}" VERIFY_ANSWERS="${WORK}" \
+    python3 - "${WORK}/recorded.jsonl" "${BENCH_DIR}/fixtures" "${SECRET_POSTED}" "${verified[@]}" <<'EOF'
+import base64, json, os, re, sys, urllib.parse
 recorded, fixtures, secret, *verified = sys.argv[1:]
 def fixture(name):
     return open(f"{fixtures}/{name}", encoding="latin-1").read()
@@ -354,6 +394,7 @@ rewritten = "&".join(p for p in original.split("&") if not p.startswith("client_
     + f"&client_id=admin&client_secret={secret}"
 expected = {
     ("none", "rewrite"): original, ("buffer", "rewrite"): original, ("buffer-headers", "rewrite"): original,
+    ("buffer-both", "rewrite"): original,
     ("lua", "rewrite"): rewritten, ("azp", "rewrite"): rewritten, ("azp-all", "rewrite"): rewritten,
     ("azp-ref", "rewrite"): rewritten, ("azp-10k", "rewrite"): rewritten,
 }
@@ -388,10 +429,27 @@ for v in verified:
         got = seen.get((v, case))
         if not (body(got) if callable(body) else got == body):
             problems.append(f"{v}/{case}: forwarded {got!r:.80} ...")
+# What the client gets from the token endpoint: the upstream's answer, or,
+# where the id_token goes, the same bytes without its member (every other
+# member byte for byte, in the same order).
+answer = fixture("token-response.json")
+without = re.sub(r',"id_token":"[^"]*"', "", answer, count=1)
+assert without != answer and "id_token" not in without and json.loads(without) == \
+    {k: v for k, v in json.loads(answer).items() if k != "id_token"}
+drops = os.environ["VERIFY_DROPS"].split()
+for v in verified:
+    for case in ("rewrite", "pass"):
+        cut = (v == "buffer-both") or (case == "rewrite" and v in drops)
+        got = open(f"{os.environ['VERIFY_ANSWERS']}/answer-{v}-{case}", encoding="latin-1").read()
+        if got != (without if cut else answer):
+            problems.append(f"{v}/{case}: answered {got[:60]!r} ... ({len(got)} bytes; expected "
+                            f"{len(without if cut else answer)}, {'without' if cut else 'with'} its id_token)")
 if problems:
     sys.exit("verify: " + "; ".join(problems))
 print("verify: Lua, azp-bridge (also with 10,002 entries), the reference module and the steps' modules forward"
-      " the same rewritten body, the HS256 and ES256 clients a signed assertion; everything else byte for byte")
+      " the same rewritten body, the HS256 and ES256 clients a signed assertion; everything else byte for byte."
+      f" Answers: {' '.join(sorted(set(drops) & set(verified)))} and buffer-both give the client Keycloak's"
+      " answer without its id_token, every other member byte for byte; everything else the answer as it came")
 EOF
 }
 
@@ -405,6 +463,7 @@ VARIANTS=(
   "lua-rewrite lua token-rewrite.lua"
   "buffer-token buffer token-rewrite.lua"
   "bufhdr-token buffer-headers token-rewrite.lua"
+  "bufboth-token buffer-both token-rewrite.lua"
   "azp-rewrite azp token-rewrite.lua"
   "azp-pass azp token-pass.lua"
   "ref-rewrite azp-ref token-rewrite.lua"
@@ -420,6 +479,9 @@ VARIANTS=(
   "buffer-other buffer other.lua"
   "azp-other azp other.lua"
   "azp-all-other azp-all other.lua"
+  "none-otherhost none other-host.lua"
+  "buffer-otherhost buffer other-host.lua"
+  "azp-all-otherhost azp-all other-host.lua"
   "hostile-none4 none-hostile hostile:4"
   "hostile-none none-hostile hostile:61440"
   "hostile4 azp-hostile hostile:4"
@@ -634,12 +696,30 @@ json.dump({
   done)],
   "buffer_filter_wasm_bytes": $(stat -c %s "${BUFFER_WASM}"),
   "buffer_filter_headers_wasm_bytes": $(stat -c %s "${BUFFER_HEADERS_WASM}"),
+  "buffer_filter_both_wasm_bytes": $(stat -c %s "${BUFFER_BOTH_WASM}"),
+  "token_response_bytes": $(stat -c %s "${BENCH_DIR}/fixtures/token-response.json"),
   "rounds": ${ROUNDS}, "seconds": ${SECONDS_PER_RUN}, "connections": ${CONNECTIONS},
   "warmup_seconds": ${WARMUP}, "rss_repeats": ${RSS_REPEATS}, "quick": "${BENCH_QUICK:-0}" == "1",
   "pinned": "${PIN}" == "1", "only": "${BENCH_ONLY:-}",
   "started": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
 }, open(sys.argv[1], "w"), indent=1)
 EOF
+}
+
+# Keycloak's own CPU per refresh, in the same run (bench/keycloak-cpu.sh), for
+# issue 27's goal 1; BENCH_SKIP_KEYCLOAK=1 skips it. In the background so that
+# a signal reaches cleanup, which gives it time to stop Keycloak.
+run_keycloak() {
+  rm -f "${RESULTS}/keycloak-cpu.json"
+  if [ "${BENCH_SKIP_KEYCLOAK:-0}" = 1 ]; then
+    log "Keycloak's CPU per refresh skipped (BENCH_SKIP_KEYCLOAK=1)"
+    return 0
+  fi
+  log "Keycloak's own CPU per refresh (bench/keycloak-cpu.sh)"
+  "${BENCH_DIR}/keycloak-cpu.sh" "${RESULTS}/keycloak-cpu.json" &
+  KEYCLOAK_STEP_PID=$!
+  wait "${KEYCLOAK_STEP_PID}" || die "bench/keycloak-cpu.sh failed"
+  KEYCLOAK_STEP_PID=""
 }
 
 # --- main ----------------------------------------------------------------------------
@@ -653,8 +733,14 @@ main() {
   environment
   run_native
   verify
+  run_keycloak
   start_envoy upstream upstream 1 0 upstream
   local upstream_pid="${ENVOY_PID}" upstream_port="${ENVOY_PORT}"
+  # The upstream answers the token endpoint with the Keycloak-shaped fixture.
+  curl -sf -o "${WORK}/upstream-answer" -H 'Host: 127.0.0.1' -d '' \
+    "http://127.0.0.1:${upstream_port}/realms/demo/protocol/openid-connect/token" &&
+    cmp -s "${WORK}/upstream-answer" "${BENCH_DIR}/fixtures/token-response.json" ||
+    die "the upstream does not answer the token endpoint with fixtures/token-response.json"
   run_rounds "${upstream_port}"
   run_rss "${upstream_port}"
   stop "${upstream_pid}"

@@ -10,6 +10,13 @@
 //! host call read in place as azp-bridge reads them, and decides nothing with
 //! them: the floor of a filter that must see a header (the path, the
 //! caller's Authorization) before it knows whether to buffer.
+//!
+//! With the `response` feature it also edits the answer, as azp-bridge does
+//! for a bridged refresh: a 2xx response to a request that had a body loses
+//! its `Content-Length` in the headers callback (the body will be shorter),
+//! is buffered to its end, read out of Envoy, and written back without its
+//! `"id_token":"..."` member, found by a plain byte search (no JSON parsing:
+//! a floor, not a product; a body without one is written back unchanged).
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -29,12 +36,23 @@ impl RootContext for BufferRoot {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(BufferRequest { buffering: false }))
+        Some(Box::new(BufferRequest {
+            buffering: false,
+            #[cfg(feature = "response")]
+            had_body: false,
+            #[cfg(feature = "response")]
+            response_buffering: false,
+        }))
     }
 }
 
 struct BufferRequest {
     buffering: bool,
+    /// The request had a body: its 2xx answer is edited.
+    #[cfg(feature = "response")]
+    had_body: bool,
+    #[cfg(feature = "response")]
+    response_buffering: bool,
 }
 
 impl Context for BufferRequest {}
@@ -45,6 +63,10 @@ impl HttpContext for BufferRequest {
             #[cfg(feature = "read-headers")]
             read_request_headers();
             self.buffering = true;
+            #[cfg(feature = "response")]
+            {
+                self.had_body = true;
+            }
             let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, "content-length", None);
         }
         Action::Continue
@@ -63,6 +85,58 @@ impl HttpContext for BufferRequest {
         }
         Action::Continue
     }
+
+    #[cfg(feature = "response")]
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        if !self.had_body || end_of_stream {
+            return Action::Continue;
+        }
+        let status = hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, ":status")
+            .ok()
+            .flatten();
+        if status.is_some_and(|s| s.len() == 3 && s.first() == Some(&b'2')) {
+            self.response_buffering = true;
+            let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, "content-length", None);
+        }
+        Action::Continue
+    }
+
+    #[cfg(feature = "response")]
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if !self.response_buffering {
+            return Action::Continue;
+        }
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        self.response_buffering = false;
+        if let Ok(Some(body)) = hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size) {
+            let cut = without_id_token(&body);
+            let _ = hostcalls::set_buffer(BufferType::HttpResponseBody, 0, body.len(), cut.as_deref().unwrap_or(&body));
+        }
+        Action::Continue
+    }
+}
+
+/// `body` without its `"id_token":"..."` member and the comma that joined it
+/// to its neighbour; None when there is none. A byte search: the value is a
+/// compact JWS (no quote, no backslash), as Keycloak writes it.
+#[cfg(feature = "response")]
+fn without_id_token(body: &[u8]) -> Option<Vec<u8>> {
+    const KEY: &[u8] = b"\"id_token\":\"";
+    let start = body.windows(KEY.len()).position(|w| w == KEY)?;
+    let value_end = start + KEY.len() + body[start + KEY.len()..].iter().position(|&b| b == b'"')? + 1;
+    let (cut_from, cut_to) = if body.get(value_end) == Some(&b',') {
+        (start, value_end + 1)
+    } else if start > 0 && body[start - 1] == b',' {
+        (start - 1, value_end)
+    } else {
+        (start, value_end)
+    };
+    let mut out = Vec::with_capacity(body.len() - (cut_to - cut_from));
+    out.extend_from_slice(&body[..cut_from]);
+    out.extend_from_slice(&body[cut_to..]);
+    Some(out)
 }
 
 /// All request headers in one host call, as azp-bridge reads them before it
