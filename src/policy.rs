@@ -74,12 +74,14 @@ pub struct Inspection {
 /// Classifies a request from its headers, reading as few as it can: most
 /// requests are settled by `:method` alone, other POSTs by `:path`.
 ///
-/// A token request is read only when it goes to Keycloak ([`goes_to_keycloak`];
-/// `cluster` reads the name of the Envoy cluster it was routed to) and when
-/// Keycloak is bound to read it the same way (SECURITY.md, "Rewrite only
-/// unambiguous requests"): one `Content-Type`, the plain form type
-/// ([`content_type`]), no `Content-Encoding`, at most one `Authorization`.
-pub fn plan(config: &Config, headers: &dyn RequestHeaders, cluster: &dyn Fn() -> Option<Vec<u8>>) -> HeadPlan {
+/// A token request is read only when its authority is Keycloak's
+/// ([`authority_is_keycloak`]) and when Keycloak is bound to read it the
+/// same way (SECURITY.md, "Rewrite only unambiguous requests"): one
+/// `Content-Type`, the plain form type ([`content_type`]), no
+/// `Content-Encoding`, at most one `Authorization`. The routed cluster
+/// (`upstream_clusters`) is not read here: [`confirm_destination`] reads it
+/// once a rewrite has been decided, so a passing refresh does not pay for it.
+pub fn plan(config: &Config, headers: &dyn RequestHeaders) -> HeadPlan {
     if headers.get(":method") != Some(b"POST") {
         return HeadPlan::Ignore;
     }
@@ -98,7 +100,7 @@ pub fn plan(config: &Config, headers: &dyn RequestHeaders, cluster: &dyn Fn() ->
     if form_type == FormType::NotForm {
         return HeadPlan::Ignore;
     }
-    if !goes_to_keycloak(&config.upstream, headers.get(":authority"), cluster) {
+    if !authority_is_keycloak(&config.upstream, headers.get(":authority")) {
         return HeadPlan::Pass(target, PassReason::UpstreamNotAllowed);
     }
     let ambiguous = |why| HeadPlan::Pass(target.clone(), PassReason::Ambiguous(why));
@@ -126,30 +128,50 @@ pub fn plan(config: &Config, headers: &dyn RequestHeaders, cluster: &dyn Fn() ->
 }
 
 /// Whether a request goes to Keycloak: every list the configuration sets
-/// must name its destination. The cluster is the one Envoy routed the
-/// request to (unknown: not Keycloak). The authority must be one the
-/// operator listed, port included, compared case-insensitively as Envoy
-/// compares domains and with nothing cut or normalized: what Envoy routes by
-/// is this very header (after the listener's port stripping), so a spelling
-/// that is not listed may have gone to another virtual host.
+/// must name its destination ([`cluster_is_keycloak`] and
+/// [`authority_is_keycloak`]). The filter asks the two at different times:
+/// the authority with the headers, the cluster once a rewrite is decided.
 pub fn goes_to_keycloak(upstream: &Upstream, authority: Option<&[u8]>, cluster: &dyn Fn() -> Option<Vec<u8>>) -> bool {
-    if let Some(clusters) = &upstream.clusters {
-        let Some(cluster) = cluster() else {
-            return false;
-        };
-        if !clusters.iter().any(|c| c.as_bytes() == cluster.as_slice()) {
-            return false;
-        }
+    authority_is_keycloak(upstream, authority) && cluster_is_keycloak(upstream, cluster)
+}
+
+/// With `upstream_clusters`: the cluster Envoy routed the request to is one
+/// of them (unknown: not Keycloak). `cluster` is called only then.
+pub fn cluster_is_keycloak(upstream: &Upstream, cluster: &dyn Fn() -> Option<Vec<u8>>) -> bool {
+    let Some(clusters) = &upstream.clusters else {
+        return true;
+    };
+    cluster().is_some_and(|cluster| clusters.iter().any(|c| c.as_bytes() == cluster.as_slice()))
+}
+
+/// With `authorities`: the authority is one the operator listed, port
+/// included, compared case-insensitively as Envoy compares domains and with
+/// nothing cut or normalized: what Envoy routes by is this very header
+/// (after the listener's port stripping), so a spelling that is not listed
+/// may have gone to another virtual host.
+pub fn authority_is_keycloak(upstream: &Upstream, authority: Option<&[u8]>) -> bool {
+    let Some(authorities) = &upstream.authorities else {
+        return true;
+    };
+    authority.is_some_and(|authority| authorities.iter().any(|a| a.as_bytes().eq_ignore_ascii_case(authority)))
+}
+
+/// A decided rewrite goes ahead only to a listed cluster; anything else
+/// passes (`upstream_not_allowed`). The route, and so the cluster, is fixed
+/// before the first filter runs and stays so: the filter is the last before
+/// the router in every shipped configuration, nothing after it clears the
+/// route cache, and the router forwards to the cluster this reads (in the
+/// default header mode it has already picked it, since headers left with
+/// `Continue`). Reading it here rather than with the headers spares every
+/// request that is not rewritten a host call.
+pub fn confirm_destination(config: &Config, verdict: Verdict, cluster: &dyn Fn() -> Option<Vec<u8>>) -> Verdict {
+    match verdict.outcome {
+        Outcome::Rewrite(_) if !cluster_is_keycloak(&config.upstream, cluster) => Verdict {
+            outcome: Outcome::Pass(PassReason::UpstreamNotAllowed),
+            ..verdict
+        },
+        _ => verdict,
     }
-    if let Some(authorities) = &upstream.authorities {
-        let Some(authority) = authority else {
-            return false;
-        };
-        if !authorities.iter().any(|a| a.as_bytes().eq_ignore_ascii_case(authority)) {
-            return false;
-        }
-    }
-    true
 }
 
 /// The caller's `Authorization` header, read while headers are still

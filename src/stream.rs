@@ -77,7 +77,7 @@ impl Stream {
             return Flow::Continue;
         };
         let headers = host.request_headers();
-        let plan = policy::plan(&plugin.config, &headers, &|| host.routed_cluster());
+        let plan = policy::plan(&plugin.config, &headers);
         if !matches!(plan, HeadPlan::Ignore) {
             // For the decision line: headers cannot be read later. Only
             // what a log field reads of it is kept.
@@ -202,6 +202,13 @@ impl Stream {
     /// JSON error Keycloak's clients read, never cached.
     fn reject_too_large<H: Host>(&mut self, plugin: &Plugin, host: &mut H) -> Flow {
         self.request = RequestState::Passing;
+        // The 413 is the filter acting on a request, as a rewrite is: only
+        // for one Envoy routed to Keycloak (the cluster is read only now).
+        if !policy::cluster_is_keycloak(&plugin.config.upstream, &|| host.routed_cluster()) {
+            plugin.count(Counter::Passed(PassReason::UpstreamNotAllowed));
+            debug!("azp-bridge: a token request over max_body_bytes routed elsewhere, passed");
+            return Flow::Continue;
+        }
         plugin.count(Counter::RejectedBodyTooLarge);
         plugin.warn_throttled(host, || {
             format!(
@@ -231,7 +238,8 @@ impl Stream {
             warn!("azp-bridge: request body unreadable, forwarded unchanged");
             return;
         }
-        let verdict = policy::decide_with(&plugin.config, &inspection, &body, &|| fresh(host));
+        let decided = policy::decide_with(&plugin.config, &inspection, &body, &|| fresh(host));
+        let verdict = policy::confirm_destination(&plugin.config, decided, &|| host.routed_cluster());
         let line = || {
             format!(
                 "azp-bridge: {} request_id={}",
@@ -239,11 +247,12 @@ impl Stream {
                 plugin.config.redactor.field(self.request_id.as_deref())
             )
         };
-        // Anyone can send an ambiguous or undecodable request (or a forged
-        // token that makes the filter sign): none may flood the warning log.
-        // A malformed token is only a debug line.
+        // Anyone can send an ambiguous or undecodable request, a forged
+        // token that makes the filter sign, or one routed elsewhere (a
+        // warning, as when the authority already says so): none may flood
+        // the warning log. A malformed token is only a debug line.
         match &verdict.outcome {
-            Outcome::Pass(PassReason::Ambiguous(_) | PassReason::SigningFailed) => {
+            Outcome::Pass(PassReason::Ambiguous(_) | PassReason::SigningFailed | PassReason::UpstreamNotAllowed) => {
                 plugin.warn_throttled(host, line);
             }
             _ if log::log_enabled!(log::Level::Debug) => debug!("{}", line()),

@@ -99,12 +99,8 @@ impl RequestHeaders for Headers {
 const TOKEN_PATH: &str = "/realms/demo/protocol/openid-connect/token";
 const FORM: &str = "application/x-www-form-urlencoded";
 
-fn keycloak_cluster() -> Option<Vec<u8>> {
-    Some(b"keycloak".to_vec())
-}
-
 fn plan_of(headers: &[(&'static str, &'static str)]) -> HeadPlan {
-    plan(&default_config(), &Headers(headers.to_vec()), &keycloak_cluster)
+    plan(&default_config(), &Headers(headers.to_vec()))
 }
 
 #[test]
@@ -147,7 +143,7 @@ fn plan_reads_only_the_method_of_other_methods() {
         }
     }
     let headers = Counting(Default::default());
-    assert_eq!(plan(&default_config(), &headers, &keycloak_cluster), HeadPlan::Ignore);
+    assert_eq!(plan(&default_config(), &headers), HeadPlan::Ignore);
     assert_eq!(*headers.0.borrow(), vec![":method"]);
 }
 
@@ -169,7 +165,7 @@ fn plan_reads_only_method_and_path_of_other_posts() {
         }
     }
     let headers = Counting(Default::default());
-    assert_eq!(plan(&default_config(), &headers, &keycloak_cluster), HeadPlan::Ignore);
+    assert_eq!(plan(&default_config(), &headers), HeadPlan::Ignore);
     assert_eq!(*headers.0.borrow(), vec![":method", ":path"]);
 }
 
@@ -345,8 +341,11 @@ fn with_both_lists_both_must_match() {
     assert!(!goes_to_keycloak(&both, Some(b"keycloak.example.com"), &other));
 }
 
+/// The authority is checked with the headers; the cluster never is (plan
+/// has no way to read it): `confirm_destination` reads it once a rewrite is
+/// decided.
 #[test]
-fn plan_passes_token_requests_routed_elsewhere_before_reading_more() {
+fn plan_passes_other_authorities_and_never_reads_the_cluster() {
     let headers = Headers(vec![
         (":method", "POST"),
         (":path", TOKEN_PATH),
@@ -354,17 +353,18 @@ fn plan_passes_token_requests_routed_elsewhere_before_reading_more() {
         ("content-type", FORM),
         ("content-length", "999999"),
     ]);
+    let by_authority = config::parse(
+        br#"{"authorities":["keycloak.example.com"],"clients":[{"client_id":"admin","client_secret":"x","allowed_callers":["mobile"]}]}"#,
+        &|_| None,
+    )
+    .unwrap();
+    assert_eq!(
+        plan(&by_authority, &headers),
+        HeadPlan::Pass(target(Endpoint::Token), PassReason::UpstreamNotAllowed)
+    );
+    // By cluster only: the stream confirms the cluster before any 413.
+    assert_eq!(plan(&default_config(), &headers), HeadPlan::RejectTooLarge);
     let config = default_config();
-    assert_eq!(
-        plan(&config, &headers, &|| Some(b"other-app".to_vec())),
-        HeadPlan::Pass(target(Endpoint::Token), PassReason::UpstreamNotAllowed)
-    );
-    assert_eq!(
-        plan(&config, &headers, &|| None),
-        HeadPlan::Pass(target(Endpoint::Token), PassReason::UpstreamNotAllowed)
-    );
-    // Requests that are not token requests never read the cluster.
-    let never = || -> Option<Vec<u8>> { panic!("cluster read for a request that is not a token request") };
     for headers in [
         vec![(":method", "GET"), (":path", TOKEN_PATH)],
         vec![(":method", "POST"), (":path", "/api"), ("content-type", FORM)],
@@ -375,8 +375,51 @@ fn plan_passes_token_requests_routed_elsewhere_before_reading_more() {
         ],
         vec![(":method", "POST"), (":path", TOKEN_PATH)],
     ] {
-        assert_eq!(plan(&config, &Headers(headers), &never), HeadPlan::Ignore);
+        assert_eq!(plan(&config, &Headers(headers)), HeadPlan::Ignore);
     }
+}
+
+#[test]
+fn a_decided_rewrite_goes_ahead_only_to_a_listed_cluster() {
+    let config = default_config();
+    let body = format!(
+        "grant_type=refresh_token&client_id=mobile&refresh_token={}",
+        refresh_token("admin")
+    );
+    let decide = || {
+        decide(
+            &config,
+            &inspection(target(Endpoint::Token), &CallerHeader::None),
+            body.as_bytes(),
+        )
+    };
+    let to = |name: &'static str| move || Some(name.as_bytes().to_vec());
+    assert!(matches!(
+        confirm_destination(&config, decide(), &to("keycloak")).outcome,
+        Outcome::Rewrite(_)
+    ));
+    for verdict in [
+        confirm_destination(&config, decide(), &to("other-app")),
+        confirm_destination(&config, decide(), &|| None),
+    ] {
+        assert_eq!(passed(&verdict), PassReason::UpstreamNotAllowed);
+        assert_eq!(verdict.azp.as_deref(), Some("admin"));
+    }
+    // A pass stays what it was, and the cluster is not read for it.
+    let same = format!(
+        "grant_type=refresh_token&client_id=admin&refresh_token={}",
+        refresh_token("admin")
+    );
+    let passing = crate::policy::decide(
+        &config,
+        &inspection(target(Endpoint::Token), &CallerHeader::None),
+        same.as_bytes(),
+    );
+    let never = || -> Option<Vec<u8>> { panic!("the cluster is read for a pass") };
+    assert_eq!(
+        passed(&confirm_destination(&config, passing, &never)),
+        PassReason::SameClient
+    );
 }
 
 #[test]

@@ -164,7 +164,11 @@ fn streamed_request_loses_content_length_in_the_headers_callback_and_nothing_els
     let mut stream = Stream::new(Some(plugin.clone()), 1);
     assert_eq!(stream.on_request_headers(&mut host, false), Flow::Continue);
     assert_eq!(host.edits, [Edit::RequestHeader("content-length".to_owned(), None)]);
-    assert_eq!(host.cluster_reads.get(), 1);
+    assert_eq!(
+        host.cluster_reads.get(),
+        0,
+        "the cluster is read once a rewrite is decided"
+    );
     assert_eq!(plugin.held_waiting(), 0);
     assert_eq!(send_body(&mut stream, &mut host, body), [Flow::Pause, Flow::Continue]);
     assert_eq!(
@@ -175,6 +179,7 @@ fn streamed_request_loses_content_length_in_the_headers_callback_and_nothing_els
         ],
         "no header edit after the body: they have left"
     );
+    assert_eq!(host.cluster_reads.get(), 1);
     assert_eq!(
         host.header_reads.get(),
         1,
@@ -517,19 +522,19 @@ fn a_response_is_read_only_for_a_client_whose_id_token_drops() {
 
 #[test]
 fn each_token_request_counts_exactly_once() {
-    // Routed elsewhere: decided by the headers.
+    // Routed elsewhere: decided once the rewrite is, then trailers: once.
     let plugin = streamed();
     let mut host = token_request(Some(10), &[]);
     host.cluster = Some(b"elsewhere".to_vec());
     let mut stream = Stream::new(Some(plugin.clone()), 1);
     assert_eq!(stream.on_request_headers(&mut host, false), Flow::Continue);
-    assert!(host.edits.is_empty());
+    let at_headers = host.edits.clone();
     assert_eq!(
         send_body(&mut stream, &mut host, refresh_body("admin", true)),
-        [Flow::Continue; 2]
+        [Flow::Pause, Flow::Continue]
     );
     stream.on_request_trailers(&mut host);
-    assert!(host.edits.is_empty());
+    assert_eq!(host.edits, at_headers);
     assert_eq!(counted(&plugin), once(Counter::Passed(PassReason::UpstreamNotAllowed)));
 
     // Decided by the body, then trailers: still once.
@@ -624,5 +629,88 @@ fn every_counter_the_stream_counts_is_a_defined_name() {
     let names = counters::names();
     for counter in Counter::all() {
         assert!(names.contains(&counter.name()));
+    }
+}
+
+// --- the routed cluster: read only when the filter is about to act ---
+
+/// Issue 27: a refresh the filter passes does not pay for the cluster read.
+#[test]
+fn a_passing_refresh_does_not_read_the_cluster() {
+    for plugin in [streamed(), held()] {
+        for (azp, reason) in [("mobile", PassReason::SameClient), ("stranger", PassReason::UnknownAzp)] {
+            let plugin = Rc::new(Plugin::new(plugin.config.clone()));
+            let mut host = token_request(None, &[]);
+            let mut stream = Stream::new(Some(plugin.clone()), 1);
+            stream.on_request_headers(&mut host, false);
+            send_body(&mut stream, &mut host, refresh_body(azp, true));
+            assert_eq!(host.cluster_reads.get(), 0, "{azp}");
+            assert_eq!(counted(&plugin), once(Counter::Passed(reason)), "{azp}");
+        }
+    }
+}
+
+/// The guard holds in both header modes although the cluster is read only
+/// after the decision: a rewrite decided for a request routed to another
+/// cluster (or to none) is not made, and the request goes as it came, with
+/// none of the rewrite's header edits.
+#[test]
+fn a_decided_rewrite_routed_elsewhere_passes_unchanged_in_both_header_modes() {
+    for (plugin, azp, authorization) in [
+        (streamed(), "admin", None),
+        (held(), "admin", Some("Basic bW9iaWxlOg==")),
+        (held(), "basic-admin", Some("Basic bW9iaWxlOg==")),
+    ] {
+        for cluster in [Some(b"other-app".to_vec()), None] {
+            let plugin = Rc::new(Plugin::new(plugin.config.clone()));
+            let body = refresh_body(azp, authorization.is_none());
+            let extra: Vec<(&str, &str)> = authorization.iter().map(|a| ("authorization", *a)).collect();
+            let mut host = token_request(Some(body.len()), &extra);
+            host.cluster = cluster.clone();
+            let mut stream = Stream::new(Some(plugin.clone()), 1);
+            stream.on_request_headers(&mut host, false);
+            let at_headers = host.edits.clone();
+            assert_eq!(send_body(&mut stream, &mut host, body)[1], Flow::Continue);
+            assert_eq!(
+                host.edits, at_headers,
+                "{azp} {cluster:?}: nothing changed after the headers"
+            );
+            assert_eq!(host.cluster_reads.get(), 1);
+            assert_eq!(
+                counted(&plugin),
+                once(Counter::Passed(PassReason::UpstreamNotAllowed)),
+                "{azp} {cluster:?}"
+            );
+            // Its response is not the filter's business either.
+            host.response_body = TOKEN_RESPONSE.as_bytes().to_vec();
+            assert_eq!(stream.on_response_headers(&mut host, false), Flow::Continue);
+            assert_eq!(host.edits, at_headers);
+        }
+    }
+}
+
+/// A 413 is the filter's own answer: a token request routed elsewhere is
+/// never answered by it, whether its length is declared or found.
+#[test]
+fn a_token_request_over_max_body_bytes_routed_elsewhere_is_not_answered_413() {
+    for plugin in [streamed(), held()] {
+        let mut host = token_request(Some(2049), &[]);
+        host.cluster = Some(b"other-app".to_vec());
+        let mut stream = Stream::new(Some(plugin.clone()), 1);
+        assert_eq!(stream.on_request_headers(&mut host, false), Flow::Continue);
+        assert!(host.edits.is_empty());
+        let mut host = token_request(None, &[]);
+        host.cluster = Some(b"other-app".to_vec());
+        let mut stream = Stream::new(Some(plugin.clone()), 2);
+        stream.on_request_headers(&mut host, false);
+        let at_headers = host.edits.clone();
+        assert_eq!(stream.on_request_body(&mut host, 2049, false), Flow::Continue);
+        assert_eq!(host.edits, at_headers);
+        assert_eq!(plugin.held_waiting(), 0);
+        assert_eq!(stream.on_request_body(&mut host, 4000, true), Flow::Continue);
+        assert_eq!(
+            counted(&plugin),
+            vec![(Counter::Passed(PassReason::UpstreamNotAllowed).name(), 2)]
+        );
     }
 }

@@ -243,7 +243,7 @@ pub fn check_request(config: &Config, content_types: &[&[u8]], body: &[u8]) {
         (":path", b"/realms/demo/protocol/openid-connect/token"),
     ];
     headers.extend(content_types.iter().map(|ct| ("content-type", *ct)));
-    let HeadPlan::Inspect(inspection) = policy::plan(config, &Headers(headers), &|| Some(b"keycloak".to_vec())) else {
+    let HeadPlan::Inspect(inspection) = policy::plan(config, &Headers(headers)) else {
         return;
     };
     let verdict = policy::decide(config, &inspection, body);
@@ -349,7 +349,7 @@ pub fn check_authority(authority: &[u8]) {
             (":authority", &seen),
             ("content-type", b"application/x-www-form-urlencoded"),
         ]);
-        let rewritten = match policy::plan(config, &headers, &|| None) {
+        let rewritten = match policy::plan(config, &headers) {
             HeadPlan::Inspect(inspection) => {
                 matches!(
                     policy::decide(config, &inspection, body.as_bytes()).outcome,

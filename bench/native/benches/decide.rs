@@ -85,14 +85,14 @@ fn benches(c: &mut Criterion<CpuTime>) {
         ("content-type", b"application/x-www-form-urlencoded".to_vec()),
         ("content-length", REWRITE.len().to_string().into_bytes()),
     ]);
-    assert!(matches!(policy::plan(&config, &token_headers, &|| Some(b"keycloak".to_vec())), HeadPlan::Inspect(_)));
-    assert_eq!(policy::plan(&config, &other_headers, &|| Some(b"keycloak".to_vec())), HeadPlan::Ignore);
+    assert!(matches!(policy::plan(&config, &token_headers), HeadPlan::Inspect(_)));
+    assert_eq!(policy::plan(&config, &other_headers), HeadPlan::Ignore);
     let mut group = c.benchmark_group("plan");
     group.bench_function("token_request", |b| {
-        b.iter(|| policy::plan(black_box(&config), black_box(&token_headers), &|| Some(b"keycloak".to_vec())))
+        b.iter(|| policy::plan(black_box(&config), black_box(&token_headers)))
     });
     group.bench_function("other_post", |b| {
-        b.iter(|| policy::plan(black_box(&config), black_box(&other_headers), &|| Some(b"keycloak".to_vec())))
+        b.iter(|| policy::plan(black_box(&config), black_box(&other_headers)))
     });
     group.finish();
 
