@@ -3,36 +3,18 @@
 //! names have one source, src/counters.rs, which the documented table and
 //! every counter the documents, alerts and dashboards mention must match.
 
-use std::path::{Path, PathBuf};
+mod support;
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn read(rel: &str) -> String {
-    std::fs::read_to_string(repo_root().join(rel)).unwrap()
-}
+use std::path::PathBuf;
+use support::{files_under, read, repo_root};
 
 /// Every `.rs` file under src/, relative to the repository (`src/x.rs`).
 fn src_files() -> Vec<String> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(&path, out);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                out.push(path);
-            }
-        }
-    }
-    let mut files = Vec::new();
-    walk(&repo_root().join("src"), &mut files);
-    let mut files: Vec<String> = files
+    files_under("src")
         .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
         .map(|p| p.strip_prefix(repo_root()).unwrap().display().to_string())
-        .collect();
-    files.sort();
-    files
+        .collect()
 }
 
 #[test]
@@ -81,24 +63,12 @@ fn every_counter_mentioned_exists() {
     let prometheus: Vec<String> = defined.iter().map(|n| n.replace('.', "_")).collect();
     // Not counters: the module's file names.
     let not_counters = ["wasm", "cdx.json"];
-    let mut files = vec![
-        repo_root().join("README.md"),
-        repo_root().join("SECURITY.md"),
-        repo_root().join("ARCHITECTURE.md"),
-    ];
-    for dir in ["docs", "deploy"] {
-        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-            for entry in std::fs::read_dir(dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    walk(&path, out);
-                } else {
-                    out.push(path);
-                }
-            }
-        }
-        walk(&repo_root().join(dir), &mut files);
-    }
+    let mut files: Vec<PathBuf> = ["README.md", "SECURITY.md", "ARCHITECTURE.md"]
+        .iter()
+        .map(|f| repo_root().join(f))
+        .collect();
+    files.extend(files_under("docs"));
+    files.extend(files_under("deploy"));
     let mut checked = 0;
     for path in files {
         let text = std::fs::read_to_string(&path).unwrap_or_default();

@@ -7,28 +7,14 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use support::repo_root;
-
-fn read(rel: &str) -> String {
-    std::fs::read_to_string(repo_root().join(rel)).unwrap()
-}
+use std::path::PathBuf;
+use support::{files_under, read, repo_root};
 
 /// README.md, docs/ and every file in deploy/.
 fn operator_files() -> Vec<PathBuf> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(&path, out);
-            } else {
-                out.push(path);
-            }
-        }
-    }
     let mut files = vec![repo_root().join("README.md")];
-    walk(&repo_root().join("docs"), &mut files);
-    walk(&repo_root().join("deploy"), &mut files);
+    files.extend(files_under("docs"));
+    files.extend(files_under("deploy"));
     files
 }
 
