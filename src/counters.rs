@@ -99,6 +99,40 @@ pub fn names() -> Vec<String> {
     Counter::all().map(Counter::name).collect()
 }
 
+/// The one gauge: the bytes of linear memory the bridge's VMs hold, summed
+/// over them (each root context adds what its VM grew or shrank by, and
+/// takes its share back when it goes; during a configuration push the old
+/// and the new root context of one VM both count, briefly). A VM's memory
+/// only grows, so a rising sum after warm-up is a leak.
+pub const MEMORY_GAUGE: &str = "memory_bytes";
+
+/// Every gauge name, without [`PREFIX`].
+pub fn gauge_names() -> Vec<String> {
+    vec![MEMORY_GAUGE.to_owned()]
+}
+
+/// What one root context last reported to a summed gauge.
+#[derive(Debug, Default)]
+pub struct Reported {
+    bytes: Cell<u64>,
+}
+
+impl Reported {
+    /// The change to hand the host so that this context's share becomes
+    /// `now_bytes` (0: nothing to hand over).
+    pub fn change_to(&self, now_bytes: u64) -> i64 {
+        let before = self.bytes.replace(now_bytes);
+        let up = i64::try_from(now_bytes.saturating_sub(before)).unwrap_or(i64::MAX);
+        let down = i64::try_from(before.saturating_sub(now_bytes)).unwrap_or(i64::MAX);
+        up.saturating_sub(down)
+    }
+
+    /// The change that takes this context's whole share back (it is going).
+    pub fn withdraw(&self) -> i64 {
+        self.change_to(0)
+    }
+}
+
 /// Counts not yet handed to the host, one per counter.
 #[derive(Debug, Default)]
 pub struct Counts {
@@ -136,6 +170,20 @@ impl Counts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_summed_gauge_gets_the_changes_and_its_share_back() {
+        let reported = Reported::default();
+        let mut sum: i64 = 0;
+        for now in [1_179_648_u64, 1_179_648, 1_245_184, 1_179_648] {
+            sum += reported.change_to(now);
+            assert_eq!(sum, now as i64);
+        }
+        assert_eq!(reported.change_to(1_179_648), 0);
+        sum += reported.withdraw();
+        assert_eq!(sum, 0);
+        assert_eq!(gauge_names(), ["memory_bytes"]);
+    }
 
     #[test]
     fn every_counter_has_its_index_and_a_distinct_name() {

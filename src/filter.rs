@@ -7,7 +7,7 @@
 //! Host calls go through `proxy_wasm::hostcalls`, whose `Result`s are handled,
 //! rather than the trait helpers, which unwrap.
 
-use crate::counters::{self, Counter};
+use crate::counters::{self, Counter, Reported};
 use crate::host::{Flow, Host, Refused};
 use crate::plugin::Plugin;
 use crate::policy::HeaderPairs;
@@ -108,9 +108,24 @@ struct Root {
     /// Envoy's metric id of each counter, in [`Counter::all`] order; `None`
     /// if they could not be defined (the filter then runs without them).
     metrics: Option<Vec<u32>>,
+    /// Envoy's metric id of the memory gauge, and this context's share of it.
+    memory: Option<(u32, Reported)>,
 }
 
 impl Root {
+    /// The VM's linear memory into the summed gauge (a page is 64 KiB).
+    fn report_memory(&self) {
+        if let Some((id, reported)) = &self.memory {
+            let bytes = u64::try_from(core::arch::wasm32::memory_size(0))
+                .unwrap_or(0)
+                .saturating_mul(65_536);
+            let change = reported.change_to(bytes);
+            if change != 0 {
+                let _ = hostcalls::increment_metric(*id, change);
+            }
+        }
+    }
+
     /// Hands the counts of the last second to Envoy.
     fn flush_counters(&self) {
         let (Some(plugin), Some(metrics)) = (&self.plugin, &self.metrics) else {
@@ -138,6 +153,9 @@ impl Context for Root {
     /// the counts of the last second rather than lose them.
     fn on_done(&mut self) -> bool {
         self.flush_counters();
+        if let Some((id, reported)) = &self.memory {
+            let _ = hostcalls::increment_metric(*id, reported.withdraw());
+        }
         true
     }
 }
@@ -157,6 +175,13 @@ impl RootContext for Root {
         if self.metrics.is_none() {
             warn!("azp-bridge: counters could not be defined; running without them");
         }
+        if self.memory.is_none() {
+            let name = format!("{}{}", counters::PREFIX, counters::MEMORY_GAUGE);
+            self.memory = hostcalls::define_metric(MetricType::Gauge, &name)
+                .ok()
+                .map(|id| (id, Reported::default()));
+        }
+        self.report_memory();
         self.plugin = Some(Rc::new(plugin));
         true
     }
@@ -167,6 +192,7 @@ impl RootContext for Root {
             plugin.tick(&Envoy);
         }
         self.flush_counters();
+        self.report_memory();
     }
 
     fn get_type(&self) -> Option<ContextType> {

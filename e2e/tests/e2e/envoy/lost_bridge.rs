@@ -7,6 +7,7 @@
 //!   `envoy_wasm_wasm_vm_count` is 0; with FAIL_RELOAD the filter's routes
 //!   answer 503;
 //! - every azp_bridge_* and envoy_* name in deploy/prometheus/azp-bridge-alerts.yaml
+//!   and in the panels of deploy/grafana/azp-bridge-dashboard.json
 //!   is what a real Envoy's /stats/prometheus exports, and the alerts for a
 //!   lost bridge read series that are there when it runs and not when lost.
 
@@ -276,6 +277,27 @@ fn the_documented_alerts_read_series_that_exist_and_fire_on_a_lost_bridge() {
             );
         }
     }
+    // The dashboard (deploy/grafana/): every series its panels read exists.
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("deploy/grafana/azp-bridge-dashboard.json")).unwrap(),
+    )
+    .unwrap();
+    let mut read = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            for name in metric_names(target["expr"].as_str().unwrap()) {
+                assert!(
+                    series.contains_key(&name),
+                    "dashboard panel {}: {name} is not exported:\n{series:?}",
+                    panel["title"]
+                );
+                read += 1;
+            }
+        }
+    }
+    assert!(read >= 18, "the dashboard reads {read} series");
+    // The memory gauge: the VMs' linear memory, at least a page each.
+    assert!(series["azp_bridge_memory_bytes"] >= 65_536.0, "{series:?}");
     assert_eq!(series["azp_bridge_rewritten"], 1.0);
     assert_eq!(series["azp_bridge_held_without_body"], 0.0);
     assert_eq!(series["envoy_server_live"], 1.0);
