@@ -325,6 +325,8 @@ impl Envoy {
     pub fn counters(&self) -> HashMap<String, u64> {
         std::thread::sleep(Duration::from_millis(1500));
         let resp = http1::get(self.admin_port, "/stats?filter=azp_bridge").unwrap();
+        // Counters only: the gauge (memory_bytes) is not a count of requests.
+        let gauges = azp_bridge::counters::gauge_names();
         String::from_utf8_lossy(&resp.body)
             .lines()
             .filter_map(|line| {
@@ -332,6 +334,7 @@ impl Envoy {
                 let name = name.strip_prefix("wasmcustom.azp_bridge.")?;
                 Some((name.to_owned(), value.trim().parse().ok()?))
             })
+            .filter(|(name, _)| !gauges.contains(name))
             .collect()
     }
 
