@@ -1,10 +1,13 @@
 //! Support for the native tier (`cargo test` at the root): no Envoy, no
 //! Keycloak, no wasm build. The e2e tier has its own support module
-//! (e2e/tests/e2e/support/), which includes `mesh` from here as well.
-#![allow(dead_code)]
+//! (e2e/tests/e2e/support/), which includes `mesh` and `temp_dir` from here.
+#![allow(dead_code, unused_imports)] // each test binary uses a part of it
 
 pub mod invariants;
 pub mod mesh;
+mod temp_dir;
+
+pub use temp_dir::TempDir;
 
 use std::path::{Path, PathBuf};
 
@@ -33,25 +36,4 @@ pub fn files_under(dir: &str) -> Vec<PathBuf> {
     walk(&repo_root().join(dir), &mut files);
     files.sort();
     files
-}
-
-/// A directory removed on drop.
-pub struct TempDir {
-    pub path: PathBuf,
-}
-
-impl TempDir {
-    pub fn new(prefix: &str) -> Self {
-        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("azp-bridge-{prefix}-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir { path }
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
 }

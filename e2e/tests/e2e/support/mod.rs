@@ -11,6 +11,10 @@ pub mod load;
 /// The shipped mesh manifests as the meshes read them (shared with the native tier).
 #[path = "../../../../tests/support/mesh.rs"]
 pub mod mesh;
+#[path = "../../../../tests/support/temp_dir.rs"]
+mod temp_dir;
+
+pub use temp_dir::TempDir;
 pub mod two_hosts;
 pub mod upstream;
 
@@ -382,27 +386,6 @@ impl Drop for Envoy {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// A directory removed on drop.
-pub struct TempDir {
-    pub path: PathBuf,
-}
-
-impl TempDir {
-    pub fn new(prefix: &str) -> Self {
-        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("azp-bridge-{prefix}-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir { path }
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
     }
 }
 
