@@ -13,6 +13,7 @@
 # Environment (all optional):
 #   ICOUNT_REQUESTS=500 ICOUNT_WARMUP=200   measured and warm-up requests per configuration
 #   ICOUNT_ONLY="azp ref"                   only these modules (below); "none" is always counted
+#   ICOUNT_WORKLOADS="pass rewrite"          which requests (below)
 #   ICOUNT_JOBS=2                           configurations counted at once
 #   BENCH_REFERENCE, BENCH_STEPS            as for bench/run.sh
 #
@@ -21,8 +22,14 @@
 # named by `authorities`: no route property read) and bufboth (not
 # azp-bridge: the minimal filter of bench/buffer-filter built with
 # `--features response`, in its place, which buffers both bodies and cuts the
-# id_token out of the answer: the floor of issue 27's goal 3); each with the
-# passing and the rewritten refresh of bench/fixtures.
+# id_token out of the answer: the floor of issue 27's goal 3) and buffer (the
+# same filter without the answer: the request-only minimal wasm of issue 27's
+# goal 5); each with the passing and the rewritten refresh of bench/fixtures
+# (workloads pass and rewrite), and, with ICOUNT_WORKLOADS, the requests of
+# goal 5 with the filter on every route (the shipped filter's
+# `disabled: true` dropped, as bench/run.sh's azp-all): get (a GET of
+# Keycloak's account page), other (a 1 KB form POST to /api/orders) and
+# otherhost (the same POST with the Host of another service).
 set -euo pipefail
 BENCH_DIR="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(dirname "${BENCH_DIR}")"
@@ -85,7 +92,7 @@ for step in ${STEPS}; do
   CONFIG[${name}]="${PLUGIN_CONFIG}"
   COMMIT[${name}]="$(git rev-parse --short=7 "${step#*=}")"
 done
-MODULES+=(azp auth bufboth)
+MODULES+=(azp auth bufboth buffer)
 # The minimal both-bodies filter, built and shrunk as bench/run.sh builds it.
 (cd "${BENCH_DIR}/buffer-filter" &&
   cargo build --quiet --release --target wasm32-wasip1 --features response --target-dir target/response) ||
@@ -94,6 +101,13 @@ MODULES+=(azp auth bufboth)
   "${WORK}/buffer_filter_both.wasm"
 WASM[bufboth]="${WORK}/buffer_filter_both.wasm"
 CONFIG[bufboth]="{}"
+(cd "${BENCH_DIR}/buffer-filter" && cargo build --quiet --release --target wasm32-wasip1) ||
+  die "the minimal request-only filter did not build"
+"${ROOT}/scripts/wasm-opt.sh" "${BENCH_DIR}/buffer-filter/target/wasm32-wasip1/release/buffer_filter.wasm" \
+  "${WORK}/buffer_filter.wasm"
+WASM[buffer]="${WORK}/buffer_filter.wasm"
+CONFIG[buffer]="{}"
+WORKLOADS=(${ICOUNT_WORKLOADS:-pass rewrite})
 python3 "${BENCH_DIR}/tools.py" plugin-config authorities "${PLUGIN_CONFIG}" \
   "${ROOT}/tests/fixtures/es256-test-key.pem" "${WORK}/auth.json" || die "no authorities configuration"
 CONFIG[auth]="$(cat "${WORK}/auth.json")"
@@ -119,8 +133,16 @@ count() {
   mkdir -p "${dir}"
   port="$(free_port)"
   admin="$(free_port)"
+  local request=()
+  case "${workload}" in
+    get) request=(GET /realms/demo/account 127.0.0.1) ;;
+    other) request=(POST /api/orders 127.0.0.1) ;;
+    otherhost) request=(POST /api/orders orders.internal) ;;
+  esac
+  # Goal 5's requests reach the filter only where it is on every route.
+  [ "${#request[@]}" -gt 0 ] && edit=(--enable-filter)
   [ "${module}" = none ] && edit=(--remove-filter)
-  [ "${module}" = bufboth ] && edit=(--replace-filter "${BENCH_DIR}/envoy/filters/buffer.yaml")
+  [[ "${module}" = buf* ]] && edit=(--replace-filter "${BENCH_DIR}/envoy/filters/buffer.yaml")
   python3 "${BENCH_DIR}/tools.py" render "${ROOT}/envoy/azp-bridge.yaml" "${dir}/proxy.yaml" "${edit[@]+"${edit[@]}"}" \
     "LISTEN_ADDRESS=127.0.0.1" "LISTEN_PORT=${port}" "ADMIN_ADDRESS=127.0.0.1" "ADMIN_PORT=${admin}" \
     "UPSTREAM_HOST=127.0.0.1" "UPSTREAM_PORT=${UPSTREAM_PORT}" "WASM_PATH=${WASM[${module}]}" \
@@ -136,9 +158,12 @@ count() {
     sleep 0.5
   done
   local fixture="${BENCH_DIR}/fixtures/${workload}.form"
-  python3 "${BENCH_DIR}/tools.py" send "${port}" "${fixture}" "${WARMUP}" || die "${module}/${workload}: warm-up failed"
+  [ "${#request[@]}" -gt 0 ] && fixture="${BENCH_DIR}/fixtures/other.form"
+  python3 "${BENCH_DIR}/tools.py" send "${port}" "${fixture}" "${WARMUP}" "${request[@]+"${request[@]}"}" ||
+    die "${module}/${workload}: warm-up failed"
   callgrind_control -z "${pid}" >/dev/null 2>&1
-  python3 "${BENCH_DIR}/tools.py" send "${port}" "${fixture}" "${REQUESTS}" || die "${module}/${workload}: requests failed"
+  python3 "${BENCH_DIR}/tools.py" send "${port}" "${fixture}" "${REQUESTS}" "${request[@]+"${request[@]}"}" ||
+    die "${module}/${workload}: requests failed"
   callgrind_control -d "${pid}" >/dev/null 2>&1
   kill -TERM "${pid}"
   wait "${pid}" 2>/dev/null || true
@@ -151,10 +176,10 @@ count() {
   log "${module} ${workload}: $(( total / REQUESTS )) instructions per request"
 }
 
-log "counting ${#MODULES[@]} modules x 2 workloads, ${JOBS} at a time (${WARMUP} + ${REQUESTS} requests each)"
+log "counting ${#MODULES[@]} modules x ${#WORKLOADS[@]} workloads, ${JOBS} at a time (${WARMUP} + ${REQUESTS} requests each)"
 running=0
 for module in "${MODULES[@]}"; do
-  for workload in pass rewrite; do
+  for workload in "${WORKLOADS[@]}"; do
     count "${module}" "${workload}" &
     running=$((running + 1))
     if [ "${running}" -ge "${JOBS}" ]; then wait -n || die "a count failed"; running=$((running - 1)); fi
@@ -166,7 +191,7 @@ mkdir -p "${RESULTS}"
 {
   echo "module,commit,workload,instructions_per_request"
   for module in "${MODULES[@]}"; do
-    for workload in pass rewrite; do
+    for workload in "${WORKLOADS[@]}"; do
       IFS=, read -r m w n <"${WORK}/${module}-${workload}.csv"
       echo "${m},${COMMIT[${m}]:-},${w},${n}"
     done

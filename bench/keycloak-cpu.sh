@@ -12,7 +12,13 @@
 # (1000) sequential ones on one connection, each with the refresh token the
 # one before returned, and reads the CPU (utime+stime) of Keycloak's process
 # group (kc.sh and its JVM) from /proc before and after (bench/tools.py
-# keycloak-refresh). Keycloak is stopped when this ends, fails or is
+# keycloak-refresh). Then the same for each signed method of
+# BENCH_KEYCLOAK_METHODS (default "hs256 es256": the demo realm's
+# client_secret_jwt and private_key_jwt clients, a fresh client assertion per
+# refresh, minted by joserfc in the project's .venv), because Keycloak's own
+# work for a signed target's refresh includes checking its assertion: OUT.json
+# holds the client_secret_post figures at its top and each method's under
+# "methods". Keycloak is stopped when this ends, fails or is
 # interrupted. The first start unzips (or downloads) the distribution into
 # .cache/; KEYCLOAK_VERSION selects another one.
 set -euo pipefail
@@ -67,18 +73,29 @@ wait "${START_PID}" || { tail -n 20 "${WORK}/start.log" >&2; die "Keycloak did n
 START_PID=""
 PGID="$(tr -dc '0-9' <"${KEYCLOAK_PIDFILE}")"
 [ -n "${PGID}" ] && kill -0 "${PGID}" 2>/dev/null || die "no Keycloak process"
-log "${WARMUP} refreshes of warm-up, then ${REFRESHES} measured, one after another"
-timeout 900 python3 "${BENCH_DIR}/tools.py" keycloak-refresh "${KEYCLOAK_PORT}" "${PGID}" "${WARMUP}" "${REFRESHES}" \
-  "${WORK}/result.json" >/dev/null || die "the refreshes failed"
+METHODS="secret ${BENCH_KEYCLOAK_METHODS-hs256 es256}"
+for method in ${METHODS}; do
+  python="python3"
+  # The signed methods mint with joserfc (scripts/setup.sh puts it in .venv).
+  [ "${method}" = secret ] || python="${ROOT}/.venv/bin/python"
+  log "${method}: ${WARMUP} refreshes of warm-up, then ${REFRESHES} measured, one after another"
+  timeout 900 "${python}" "${BENCH_DIR}/tools.py" keycloak-refresh "${KEYCLOAK_PORT}" "${PGID}" "${WARMUP}" "${REFRESHES}" \
+    "${WORK}/result-${method}.json" "${method}" >/dev/null || die "the ${method} refreshes failed"
+done
 # Which Keycloak: its start-up line names the version.
 VERSION="$(grep -o 'Keycloak [0-9][0-9.]* on JVM' "${KEYCLOAK_LOG}" | head -n 1 | cut -d' ' -f2)"
-python3 - "${WORK}/result.json" "${OUT}" "${VERSION:-unknown}" "$(nproc)" <<'PY'
+python3 - "${WORK}" "${OUT}" "${VERSION:-unknown}" "$(nproc)" ${METHODS} <<'PY'
 import json, sys
-result = json.load(open(sys.argv[1]))
-result.update({"keycloak": sys.argv[3], "mode": "start-dev, --db=dev-mem, 127.0.0.1", "nproc": int(sys.argv[4])})
-json.dump(result, open(sys.argv[2], "w"), indent=1)
+work, out, version, nproc, methods = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5:]
+each = {m: json.load(open(f"{work}/result-{m}.json")) for m in methods}
+result = dict(each["secret"])
+result.update({"keycloak": version, "mode": "start-dev, --db=dev-mem, 127.0.0.1", "nproc": nproc, "methods": each})
+json.dump(result, open(out, "w"), indent=1)
 PY
-log "Keycloak ${VERSION:-?}: $(python3 -c 'import json, sys
-r = json.load(open(sys.argv[1]))
-print("%s us of CPU per refresh (%s without its idle CPU; by fifths: %s), %s us wall" % (r["cpu_us_per_refresh"],
-      r["cpu_us_per_refresh_net"], " ".join(str(b) for b in r["fifths_cpu_us_per_refresh"]), r["wall_us_per_refresh"]))' "${OUT}")"
+python3 - "${OUT}" <<'PY' | while read -r line; do log "Keycloak ${VERSION:-?}, ${line}"; done
+import json, sys
+for method, r in json.load(open(sys.argv[1]))["methods"].items():
+    print("%s: %s us of CPU per refresh (%s without its idle CPU; by fifths: %s), %s us wall" % (method,
+          r["cpu_us_per_refresh"], r["cpu_us_per_refresh_net"], " ".join(str(b) for b in r["fifths_cpu_us_per_refresh"]),
+          r["wall_us_per_refresh"]))
+PY

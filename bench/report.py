@@ -80,7 +80,9 @@ CONTROL = ("A/A", "Control: a second no-filter Envoy against the first (ideal 1.
 # Authorization before it decides.
 FLOOR = ("Floor", "Minimal filter + one header read (3b) against the minimal filter (3)", "bufhdr-token", "buffer-token")
 
-SIZE_LIMIT = 256 * 1024
+SIZE_LIMIT = 256 * 1024  # B3m: the serde move's own target
+# B3: the module's budget since issue 27 (signed targets; P-256 kept).
+MODULE_BUDGET = 384 * 1024
 
 # What the commits of BENCH_STEPS (bench/run.sh) brought, by step name.
 STEP_WHAT = {
@@ -133,13 +135,21 @@ def added_cpu(runs, variant, reference):
 
 # Issue 27 goal 1: what each target client's bridged refresh adds to Envoy's
 # CPU (over the same refresh with no filter), as a share of Keycloak's own CPU
-# per refresh, measured in the same run (bench/keycloak-cpu.sh).
+# per refresh, measured in the same run (bench/keycloak-cpu.sh). Judged
+# against Keycloak's refresh by the same method (a signed target's refresh
+# makes Keycloak check its assertion too); the share of the
+# client_secret_post refresh is shown beside it.
 KEYCLOAK_SHARE_LIMIT = 0.05
 KEYCLOAK_ROWS = [
-    ("G1s", "azp-rewrite", "client_secret_post (no signature)"),
-    ("G1h", "hs256-rewrite", "client_secret_jwt (HS256)"),
-    ("G1e", "es256-rewrite", "private_key_jwt (ES256)"),
+    ("G1s", "azp-rewrite", "secret", "client_secret_post (no signature)"),
+    ("G1h", "hs256-rewrite", "hs256", "client_secret_jwt (HS256)"),
+    ("G1e", "es256-rewrite", "es256", "private_key_jwt (ES256)"),
 ]
+
+
+def net_cpu(result):
+    """The stricter figure: without what the JVM spends idle over as long."""
+    return result.get("cpu_us_per_refresh_net") or result["cpu_us_per_refresh"]
 
 
 def keycloak_section(results, runs, summary, w):
@@ -147,8 +157,8 @@ def keycloak_section(results, runs, summary, w):
     if not os.path.exists(path):
         return
     kc = json.load(open(path))
-    # The stricter figure: without what the JVM spends idle over as long.
-    per_refresh = kc.get("cpu_us_per_refresh_net") or kc["cpu_us_per_refresh"]
+    per_refresh = net_cpu(kc)
+    by_method = {m: net_cpu(r) for m, r in kc.get("methods", {}).items()}
     summary["keycloak"] = kc
     w("")
     w("## Against Keycloak's own CPU per refresh (issue 27, goal 1)")
@@ -161,24 +171,32 @@ def keycloak_section(results, runs, summary, w):
       f"{kc['wall_us_per_refresh']:.0f} us wall per refresh; by fifths of the run "
       f"{' '.join(f'{x:.0f}' for x in kc.get('fifths_cpu_us_per_refresh', []))} us; its answer "
       f"{kc.get('answer_bytes', '?')} bytes. "
+      f"The same Keycloak's CPU per refresh by each client authentication method (a fresh client assertion each "
+      f"refresh for the signed ones, the same measurement): "
+      f"{', '.join(f'{m} {v:.0f} us' for m, v in by_method.items()) or 'not measured'}. "
       f"Below, what each target client's bridged refresh adds to Envoy's CPU over the same refresh without the "
-      f"filter (per round, then the median), as a share of the {per_refresh:.0f} us. Goal: at most "
+      f"filter (per round, then the median), as a share of Keycloak's CPU for a refresh by the same method (what "
+      f"Keycloak does with the bridged refresh), and of the client_secret_post refresh's. Goal: at most "
       f"{KEYCLOAK_SHARE_LIMIT * 100:.0f}% for every signed target.")
     w("")
-    w("| target | target client | Envoy CPU added us/refresh | per round | share of Keycloak's | verdict |")
-    w("| --- | --- | ---: | --- | ---: | --- |")
-    for tid, variant, what in KEYCLOAK_ROWS:
+    w("| target | target client | Envoy CPU added us/refresh | per round | Keycloak us/refresh, same method "
+      "| share of it | share of the client_secret_post refresh | verdict |")
+    w("| --- | --- | ---: | --- | ---: | ---: | ---: | --- |")
+    for tid, variant, method, what in KEYCLOAK_ROWS:
         added = added_cpu(runs, variant, "none-token")
         if not added:
             continue
         a = med(added)
-        share = a / per_refresh
+        keycloak_us = by_method.get(method, per_refresh)
+        share = a / keycloak_us
         signed = variant != "azp-rewrite"
         summary["targets"][tid] = {"text": f"{what}: Envoy CPU added <= 5% of Keycloak's per refresh",
-                                   "added_us": a, "keycloak_us": per_refresh, "share": share,
+                                   "added_us": a, "keycloak_us": keycloak_us, "share": share,
+                                   "share_of_secret_refresh": a / per_refresh,
                                    "limit": KEYCLOAK_SHARE_LIMIT, "per_round_added_us": added}
         verdict_text = (verdict(-share, -KEYCLOAK_SHARE_LIMIT) if signed else "context (no signature)")
-        w(f"| {tid} | {what} | {a:.0f} | {' '.join(f'{x:.0f}' for x in added)} | {share * 100:.1f}% | {verdict_text} |")
+        w(f"| {tid} | {what} | {a:.0f} | {' '.join(f'{x:.0f}' for x in added)} | {keycloak_us:.0f} "
+          f"| {share * 100:.1f}% | {a / per_refresh * 100:.1f}% | {verdict_text} |")
 
 
 def med(xs):
@@ -378,9 +396,9 @@ def main(results, report_path):
 
     wasm = env["azp_bridge_wasm_bytes"]
     ref_bytes = env.get("reference_wasm_bytes")
-    summary["targets"]["B3"] = {"text": "azp_bridge.wasm <= 256 KiB", "bytes": wasm, "reference_bytes": ref_bytes}
-    w(f"| B3: `azp_bridge.wasm` <= 256 KiB | {wasm / 1024:.1f} KiB ({wasm} bytes) | | "
-      f"reference module: {(ref_bytes or 0) / 1024:.1f} KiB | {verdict(-wasm, -SIZE_LIMIT)} |")
+    summary["targets"]["B3"] = {"text": "azp_bridge.wasm <= 384 KiB", "bytes": wasm, "reference_bytes": ref_bytes}
+    w(f"| B3: `azp_bridge.wasm` <= 384 KiB | {wasm / 1024:.1f} KiB ({wasm} bytes) | | "
+      f"reference module: {(ref_bytes or 0) / 1024:.1f} KiB | {verdict(-wasm, -MODULE_BUDGET)} |")
 
     rss_path = os.path.join(results, "rss.csv")
     rss = {}

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Helpers for bench/run.sh (standard library only).
+"""Helpers for bench/run.sh (standard library only, but for keycloak-refresh's signed
+methods: joserfc, from the project's .venv, mints their client assertions).
 
   tools.py render TEMPLATE OUT [EDIT] NAME=VALUE|NAME@FILE...
                                                fill ${NAME} placeholders (all must be given;
@@ -23,14 +24,22 @@
                                                  authorities  Keycloak by `authorities`, not `upstream_clusters`
                                                  hs256     `admin` as client_secret_jwt
                                                  es256     `admin` as private_key_jwt (KEY.pem)
-  tools.py send PORT FIXTURE N                 N POSTs of FIXTURE to the token path, one after
-                                               another on one connection; fails on any non-200
-  tools.py keycloak-refresh PORT PID WARMUP N OUT.json
+  tools.py send PORT FIXTURE N [METHOD PATH HOST]
+                                               N POSTs of FIXTURE to the token path, one after
+                                               another on one connection; fails on any non-200.
+                                               METHOD PATH HOST: another request (a GET sends
+                                               no body)
+  tools.py keycloak-refresh PORT PID WARMUP N OUT.json [METHOD]
                                                Keycloak's own CPU per refresh (bench/keycloak-cpu.sh):
                                                a refresh token of the demo realm's confidential
                                                client, WARMUP then N sequential refreshes, each with
                                                the refresh token the last one returned; the CPU
-                                               (utime+stime) of PID's process group from /proc
+                                               (utime+stime) of PID's process group from /proc.
+                                               METHOD, how the client authenticates: secret
+                                               (client_secret_post, the default), hs256
+                                               (client_secret_jwt) or es256 (private_key_jwt,
+                                               tests/fixtures/es256-test-key.pem), each a client
+                                               of keycloak/demo-realm.json
   tools.py icount-table CSV N WARMUP ENVOY     bench/icount.sh's results as a Markdown table
   tools.py hostile-load PORT REALM_BYTES SECONDS CONNECTIONS
                                                issue 23's hostile request (charset=x, a 60 KB
@@ -211,14 +220,16 @@ def plugin_config(kind, base_json, key_path, out_path):
 TOKEN_PATH = "/realms/demo/protocol/openid-connect/token"
 
 
-def send(port, fixture, n):
-    body = open(fixture, "rb").read()
+def send(port, fixture, n, method="POST", path=TOKEN_PATH, host="127.0.0.1"):
+    # Host as wrk sends it (bench/wrk/common.lua): what `authorities` lists.
+    body = open(fixture, "rb").read() if method != "GET" else None
+    headers = [("Host", host)]
+    if body is not None:
+        headers += [("Content-Type", "application/x-www-form-urlencoded"), ("Content-Length", str(len(body)))]
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     for _ in range(n):
-        # Host as wrk sends it (bench/wrk/common.lua): what `authorities` lists.
-        conn.putrequest("POST", TOKEN_PATH, skip_host=True)
-        for name, value in (("Host", "127.0.0.1"), ("Content-Type", "application/x-www-form-urlencoded"),
-                            ("Content-Length", str(len(body)))):
+        conn.putrequest(method, path, skip_host=True)
+        for name, value in headers:
             conn.putheader(name, value)
         conn.endheaders(body)
         response = conn.getresponse()
@@ -245,18 +256,56 @@ def group_cpu_ticks(pgid):
     return total
 
 
-def keycloak_refresh(port, pgid, warmup, n, out_path):
+# How each method's demo-realm client authenticates (keycloak/demo-realm.json).
+KEYCLOAK_CLIENTS = {
+    "secret": {"client_id": "spring-boot-admin-client", "client_secret": "admin-client-secret-CHANGE-ME"},
+    "hs256": {"client_id": "secret-jwt-admin-client", "secret": "secret-jwt-admin-secret-0123456789-CHANGE-ME"},
+    "es256": {"client_id": "jwt-admin-client", "key": "tests/fixtures/es256-test-key.pem", "kid": "azp-bridge-test-es256"},
+}
+
+
+def client_credentials(method, issuer):
+    """A function giving the form fields that authenticate METHOD's client, one
+    fresh client assertion per call for the signed methods (Keycloak refuses a
+    reused jti), as azp-bridge sends them."""
+    import os
+    import time
+    import uuid
+    client = KEYCLOAK_CLIENTS[method]
+    if method == "secret":
+        return lambda: dict(client)
+    from joserfc import jwk, jwt
+    if method == "hs256":
+        key, header = jwk.OctKey.import_key(client["secret"]), {"alg": "HS256"}
+    else:
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        with open(os.path.join(root, client["key"])) as f:
+            key = jwk.ECKey.import_key(f.read())
+        header = {"alg": "ES256", "kid": client["kid"]}
+
+    def fields():
+        now = int(time.time())
+        claims = {"iss": client["client_id"], "sub": client["client_id"], "aud": issuer,
+                  "jti": str(uuid.uuid4()), "iat": now, "exp": now + 60}
+        return {"client_id": client["client_id"],
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": jwt.encode(header, claims, key)}
+    return fields
+
+
+def keycloak_refresh(port, pgid, warmup, n, out_path, method="secret"):
     import os
     import time
     import urllib.parse
-    realm_token = "/realms/demo/protocol/openid-connect/token"
-    # The demo realm's confidential client (keycloak/demo-realm.json), with
-    # client_secret_post: what a bridged refresh sends Keycloak.
-    client = {"client_id": "spring-boot-admin-client", "client_secret": "admin-client-secret-CHANGE-ME"}
+    realm = "/realms/demo"
+    realm_token = realm + "/protocol/openid-connect/token"
+    # What a bridged refresh sends Keycloak: the confidential client's
+    # credentials, by the target's method.
+    credentials = client_credentials(method, f"http://127.0.0.1:{port}{realm}")
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
 
     def post(form):
-        body = urllib.parse.urlencode({**form, **client}).encode()
+        body = urllib.parse.urlencode({**form, **credentials()}).encode()
         conn.request("POST", realm_token, body, {"Content-Type": "application/x-www-form-urlencoded"})
         response = conn.getresponse()
         data = response.read()
@@ -308,7 +357,7 @@ def keycloak_refresh(port, pgid, warmup, n, out_path):
         "wall_us_per_refresh": round(wall * 1e6 / n, 1),
         "fifths_cpu_us_per_refresh": fifths,
         "answer_bytes": size, "answer_members": list(answer),
-        "refresh_token_rotated": rotated, "client": client["client_id"],
+        "refresh_token_rotated": rotated, "client": KEYCLOAK_CLIENTS[method]["client_id"], "method": method,
     }
     with open(out_path, "w") as f:
         json.dump(result, f, indent=1)
@@ -378,13 +427,18 @@ def icount_table(path, n, warmup, envoy):
           "the no-filter Envoy's; *vs ref* is the reference's count over this one (below 1 costs more); "
           "*step* is the same against the row above.")
     print()
-    print("| module | commit | passing refresh | filter | vs ref | step | rewritten refresh | filter | vs ref | step |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    refreshes = [w for w in ("pass", "rewrite") if any(k[1] == w for k in count)]
+    if refreshes:
+        print("| module | commit | passing refresh | filter | vs ref | step | rewritten refresh | filter | vs ref | step |")
+        print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     previous = None
-    for m in modules:
+    for m in modules if refreshes else []:
         cells = []
         for w in ("pass", "rewrite"):
             c = count.get((m, w))
+            if c is None:
+                cells += ["", "", "", ""]
+                continue
             none, ref = count.get(("none", w)), count.get(("ref", w))
             prev = count.get((previous, w)) if previous not in (None, "none") else None
             cells += [f"{c:,}", f"{c - none:,}" if none and m != "none" else "",
@@ -393,6 +447,24 @@ def icount_table(path, n, warmup, envoy):
         print(f"| {m} | {commits.get(m, '')} | " + " | ".join(cells) + " |")
         previous = m
     print()
+    # Issue 27 goal 5: requests that are not token requests, the filter on
+    # every route; *vs buffer* is the request-only minimal wasm's count over
+    # this one (goal: at least 0.97).
+    others = [w for w in ("get", "other", "otherhost") if any(k[1] == w for k in count)]
+    if others:
+        print("Not token requests, the filter on every route (issue 27, goal 5): *vs buffer* is the request-only "
+              "minimal wasm's count over this one.")
+        print()
+        print("| module | commit | " + " | ".join(f"{w} | filter | vs buffer" for w in others) + " |")
+        print("| --- | --- | " + " | ".join("---: | ---: | ---:" for _ in others) + " |")
+        for m in modules:
+            cells = []
+            for w in others:
+                c, none, buf = count.get((m, w)), count.get(("none", w)), count.get(("buffer", w))
+                cells += [f"{c:,}" if c else "", f"{c - none:,}" if c and none and m != "none" else "",
+                          f"{buf / c:.3f}" if c and buf and m not in ("none", "buffer") else ""]
+            print(f"| {m} | {commits.get(m, '')} | " + " | ".join(cells) + " |")
+        print()
     if "bufboth" in modules:
         print("*bufboth* is not azp-bridge: the minimal filter of bench/buffer-filter built with `--features "
               "response` (both bodies buffered, the answer's id_token cut out), the floor of issue 27's goal 3; "
@@ -410,12 +482,12 @@ if __name__ == "__main__":
         free_port()
     elif cmd == "plugin-config" and len(sys.argv) == 6:
         plugin_config(*sys.argv[2:])
-    elif cmd == "send" and len(sys.argv) == 5:
-        send(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]))
+    elif cmd == "send" and len(sys.argv) in (5, 8):
+        send(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), *sys.argv[5:])
     elif cmd == "hostile-load" and len(sys.argv) == 6:
         hostile_load(*map(int, sys.argv[2:]))
-    elif cmd == "keycloak-refresh" and len(sys.argv) == 7:
-        keycloak_refresh(*map(int, sys.argv[2:6]), sys.argv[6])
+    elif cmd == "keycloak-refresh" and len(sys.argv) in (7, 8):
+        keycloak_refresh(*map(int, sys.argv[2:6]), *sys.argv[6:])
     elif cmd == "icount-table" and len(sys.argv) == 6:
         icount_table(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5])
     else:
