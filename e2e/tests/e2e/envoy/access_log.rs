@@ -196,7 +196,7 @@ fn wait_lines(path: &std::path::Path, ids: &[&str]) -> Vec<String> {
 }
 
 #[test]
-fn the_access_log_shows_each_decision_and_no_secret() {
+fn the_access_log_shows_each_decision_and_no_secret_in_both_modes() {
     let upstream = Upstream::start();
     for hold_headers in [false, true] {
         let dir = TempDir::new("access-log");
