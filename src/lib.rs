@@ -24,6 +24,7 @@
     clippy::string_slice
 )]
 
+pub mod access_log;
 pub mod assertion;
 pub mod basic;
 pub mod config;

@@ -11,6 +11,7 @@
 //! whose `id_token` is to go is read ([`crate::response`]); every other
 //! response streams untouched.
 
+use crate::access_log;
 use crate::counters::Counter;
 use crate::header_mode::{HeaderEdit, HeaderMode};
 use crate::host::{self, Flow, Host};
@@ -96,7 +97,7 @@ impl Stream {
                         plugin.config.redactor.field(self.request_id.as_deref())
                     )
                 });
-                plugin.count(Counter::Passed(reason));
+                record_decision(&plugin, host, Counter::Passed(reason), None);
                 Flow::Continue
             }
             HeadPlan::RejectTooLarge => self.reject_too_large(&plugin, host),
@@ -205,11 +206,11 @@ impl Stream {
         // The 413 is the filter acting on a request, as a rewrite is: only
         // for one Envoy routed to Keycloak (the cluster is read only now).
         if !policy::cluster_is_keycloak(&plugin.config.upstream, &|| host.routed_cluster()) {
-            plugin.count(Counter::Passed(PassReason::UpstreamNotAllowed));
+            record_decision(plugin, host, Counter::Passed(PassReason::UpstreamNotAllowed), None);
             debug!("azp-bridge: a token request over max_body_bytes routed elsewhere, passed");
             return Flow::Continue;
         }
-        plugin.count(Counter::RejectedBodyTooLarge);
+        record_decision(plugin, host, Counter::RejectedBodyTooLarge, None);
         plugin.warn_throttled(host, || {
             format!(
                 "azp-bridge: token request body over max_body_bytes ({}), answered 413 request_id={}",
@@ -259,7 +260,7 @@ impl Stream {
             _ => {}
         }
         match verdict.outcome {
-            Outcome::Pass(reason) => plugin.count(Counter::Passed(reason)),
+            Outcome::Pass(reason) => record_decision(plugin, host, Counter::Passed(reason), None),
             Outcome::Rewrite(rewrite) => {
                 if host.set_request_body(body.len(), &rewrite.body).is_err() {
                     error!("azp-bridge: could not replace the request body; forwarded unchanged");
@@ -269,7 +270,7 @@ impl Stream {
                 for edit in edits.iter().flatten() {
                     set_request_header(host, edit);
                 }
-                plugin.count(Counter::Rewritten);
+                record_decision(plugin, host, Counter::Rewritten, verdict.azp.as_deref());
                 if rewrite.drop_id_token {
                     self.response = ResponseState::Expected;
                 }
@@ -309,6 +310,17 @@ impl Stream {
             set_response_header(host, &edit);
         }
         plugin.count(Counter::IdTokenDropped);
+    }
+}
+
+/// A token request's outcome: counted, and set where the access log reads
+/// it ([`access_log`]), one host call. The target is the client whose
+/// credentials a rewrite sent.
+fn record_decision<H: Host>(plugin: &Plugin, host: &mut H, counter: Counter, target: Option<&str>) {
+    plugin.count(counter);
+    let value = access_log::value(counter, target, &plugin.config.redactor);
+    if host.set_property(access_log::PROPERTY, value.as_bytes()).is_err() {
+        debug!("azp-bridge: the decision could not be set for the access log");
     }
 }
 

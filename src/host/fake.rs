@@ -36,6 +36,9 @@ pub struct FakeHost {
     pub refuse_edits: bool,
     /// What the core changed, in order.
     pub edits: Vec<Edit>,
+    /// The stream properties set, in order (not edits of the request: a
+    /// request forwarded unchanged may have one).
+    pub properties: Vec<(String, Vec<u8>)>,
     /// How many times the request headers were read.
     pub header_reads: Cell<usize>,
     /// How many times the routed cluster was read.
@@ -55,6 +58,7 @@ impl Default for FakeHost {
             response_body: Vec::new(),
             refuse_edits: false,
             edits: Vec::new(),
+            properties: Vec::new(),
             header_reads: Cell::new(0),
             cluster_reads: Cell::new(0),
         }
@@ -110,6 +114,11 @@ impl Host for FakeHost {
 
     fn env(&self, name: &str) -> Option<String> {
         self.env.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+    }
+
+    fn set_property(&mut self, name: &str, value: &[u8]) -> Result<(), Refused> {
+        self.properties.push((name.to_owned(), value.to_vec()));
+        Ok(())
     }
 
     fn request_body(&self, len: usize) -> Vec<u8> {

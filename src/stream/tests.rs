@@ -714,3 +714,144 @@ fn a_token_request_over_max_body_bytes_routed_elsewhere_is_not_answered_413() {
         );
     }
 }
+
+// --- the decision for the access log: one property per token request ---
+
+/// The values of the access log property the stream set, in order.
+fn decisions(host: &FakeHost) -> Vec<String> {
+    host.properties
+        .iter()
+        .map(|(name, value)| {
+            assert_eq!(name, crate::access_log::PROPERTY);
+            String::from_utf8(value.clone()).unwrap()
+        })
+        .collect()
+}
+
+/// Runs one request through a fresh stream: headers, then (unless answered
+/// at the headers) the body in two pieces and trailers.
+fn run(plugin: &Rc<Plugin>, mut host: FakeHost, body: &[u8]) -> FakeHost {
+    let mut stream = Stream::new(Some(plugin.clone()), 1);
+    stream.on_request_headers(&mut host, body.is_empty());
+    let answered = host.edits.iter().any(|e| matches!(e, Edit::LocalResponse { .. }));
+    if !answered && !body.is_empty() {
+        send_body(&mut stream, &mut host, body.to_vec());
+        stream.on_request_trailers(&mut host);
+    }
+    host
+}
+
+#[test]
+fn each_token_request_sets_its_decision_once_and_nothing_secret() {
+    let rewrite = refresh_body("admin", true);
+    let elsewhere = || FakeHost {
+        cluster: Some(b"other-app".to_vec()),
+        ..token_request(None, &[])
+    };
+    let cases: Vec<(FakeHost, Vec<u8>, &str)> = vec![
+        (token_request(None, &[]), rewrite.clone(), "rewritten client=admin"),
+        (
+            token_request(None, &[]),
+            refresh_body("mobile", true),
+            "passed.same_client",
+        ),
+        (
+            token_request(None, &[]),
+            refresh_body("stranger", true),
+            "passed.unknown_azp",
+        ),
+        (
+            token_request(None, &[]),
+            b"a=1&a=2".to_vec(),
+            "passed.duplicate_parameter",
+        ),
+        (
+            token_request(None, &[]),
+            b"grant_type=password&client_id=mobile".to_vec(),
+            "passed.not_refresh_grant",
+        ),
+        (
+            token_request(None, &[("content-encoding", "gzip")]),
+            rewrite.clone(),
+            "passed.ambiguous",
+        ),
+        (elsewhere(), rewrite.clone(), "passed.upstream_not_allowed"),
+        (
+            token_request(Some(2049), &[]),
+            rewrite.clone(),
+            "rejected.body_too_large",
+        ),
+    ];
+    for (host, body, expected) in cases {
+        let plugin = streamed();
+        let host = run(&plugin, host, &body);
+        assert_eq!(decisions(&host), [expected]);
+        let value = String::from_utf8_lossy(&host.properties[0].1).into_owned();
+        for never in [SECRET, "mobile", "eyJ", "Basic"] {
+            assert!(!value.contains(never), "{value}");
+        }
+        // The property and the counter are the same decision.
+        let counter = counted(&plugin);
+        assert_eq!(counter.len(), 1);
+        assert!(expected.starts_with(&counter[0].0), "{expected} {counter:?}");
+    }
+}
+
+#[test]
+fn a_body_over_max_body_bytes_sets_rejected_or_passed_once() {
+    let plugin = held();
+    let mut host = token_request(None, &[]);
+    let mut stream = Stream::new(Some(plugin.clone()), 1);
+    stream.on_request_headers(&mut host, false);
+    stream.on_request_body(&mut host, 2049, false);
+    stream.on_request_body(&mut host, 4000, true);
+    stream.on_request_trailers(&mut host);
+    assert_eq!(decisions(&host), ["rejected.body_too_large"]);
+
+    let mut host = FakeHost {
+        cluster: None,
+        ..token_request(None, &[])
+    };
+    let mut stream = Stream::new(Some(plugin), 2);
+    stream.on_request_headers(&mut host, false);
+    stream.on_request_body(&mut host, 2049, false);
+    assert_eq!(decisions(&host), ["passed.upstream_not_allowed"]);
+}
+
+/// What is not a token request, or not decided, sets nothing: no host call.
+#[test]
+fn a_request_not_decided_sets_no_decision() {
+    let plugin = held();
+    let not_token = [
+        FakeHost::with_headers(&[(":method", "GET"), (":path", TOKEN_PATH)]),
+        FakeHost::with_headers(&[(":method", "POST"), (":path", "/api/orders"), ("content-type", FORM)]),
+    ];
+    for host in not_token {
+        assert!(run(&plugin, host, b"a=b").properties.is_empty());
+    }
+    // A token request without a body, or whose body is not readable.
+    assert!(run(&plugin, token_request(None, &[]), b"").properties.is_empty());
+    let mut host = token_request(None, &[]);
+    let mut stream = Stream::new(Some(plugin.clone()), 1);
+    stream.on_request_headers(&mut host, false);
+    host.request_body = b"short".to_vec();
+    stream.on_request_body(&mut host, 50, true);
+    assert!(host.properties.is_empty());
+    // Without a configuration.
+    let mut host = token_request(None, &[]);
+    Stream::new(None, 1).on_request_headers(&mut host, false);
+    assert!(host.properties.is_empty());
+    assert!(counted(&plugin).is_empty());
+}
+
+#[test]
+fn a_basic_target_is_named_and_its_header_is_not() {
+    let plugin = held();
+    let body = refresh_body("basic-admin", true);
+    let host = run(&plugin, token_request(Some(body.len()), &[]), &body);
+    assert_eq!(decisions(&host), ["rewritten client=basic-admin"]);
+    assert!(host
+        .edits
+        .iter()
+        .any(|e| matches!(e, Edit::RequestHeader(name, Some(_)) if name == "authorization")));
+}

@@ -1,5 +1,6 @@
 //! Needs a real Envoy and the built module; nothing else. A file per feature.
 
+mod access_log;
 mod config_reload;
 mod configs;
 mod docker_compose;
