@@ -14,6 +14,8 @@
 #   ICOUNT_REQUESTS=500 ICOUNT_WARMUP=200   measured and warm-up requests per configuration
 #   ICOUNT_ONLY="azp ref"                   only these modules (below); "none" is always counted
 #   ICOUNT_WORKLOADS="pass rewrite"          which requests (below)
+#   ICOUNT_KEEP=1                           keep the callgrind dumps (WORK/MODULE-WORKLOAD/), for
+#                                           callgrind_annotate: where a module's instructions go
 #   ICOUNT_JOBS=2                           configurations counted at once
 #   BENCH_REFERENCE, BENCH_STEPS            as for bench/run.sh
 #
@@ -56,7 +58,8 @@ cleanup() {
   sleep 1
   pkill -KILL -f -- "-c ${WORK}/" 2>/dev/null || true
   wait 2>/dev/null || true
-  if [ "${status}" -eq 0 ]; then rm -rf "${WORK}"; else log "exit status ${status}; logs kept in ${WORK}"; fi
+  if [ "${status}" -eq 0 ] && [ "${ICOUNT_KEEP:-0}" != 1 ]; then rm -rf "${WORK}"
+  else log "exit status ${status}; logs and dumps kept in ${WORK}"; fi
   exit "${status}"
 }
 trap cleanup EXIT
