@@ -8,7 +8,8 @@
 //! Ignored unless asked for; `make test` runs it for 2 minutes.
 //!
 //! Results (samples.csv, events.csv, soak.png, REPORT.md) go to SOAK_RESULTS
-//! (default target/soak/; `make soak` writes bench/results/soak/).
+//! (relative to the repository; default target/soak/; `make soak` writes
+//! bench/results/soak/).
 
 mod envoy;
 mod keycloak_refreshes;
@@ -41,6 +42,9 @@ const REFUSED_PUSH_AT: u64 = 20;
 const GOOD_PUSH_AT: u64 = 25;
 const RESETS_FROM: u64 = 40;
 const RESETS_FOR: u64 = 5;
+
+/// The load goes on at least this long after Keycloak's last restart.
+const AFTER_RESTART_SECONDS: u64 = 20;
 
 /// When Keycloak is stopped (seconds into the run): every 10 minutes from
 /// the third, or once at 40 % of a shorter run; each restart must end
@@ -87,9 +91,8 @@ fn soak() {
         .and_then(|m| m.parse().ok())
         .unwrap_or(30.0);
     let run = (minutes * 60.0) as u64;
-    let results = std::env::var("SOAK_RESULTS")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| repo_root().join("target/soak"));
+    // A relative SOAK_RESULTS is the repository's, as make sees it.
+    let results = repo_root().join(std::env::var("SOAK_RESULTS").unwrap_or_else(|_| "target/soak".to_owned()));
     std::fs::create_dir_all(&results).unwrap();
 
     let keycloak = Keycloak::start();
@@ -131,7 +134,7 @@ fn soak() {
             s.spawn(|| traffic.run(&shared.stop, &shared.resets, &shared.tally));
         }
         s.spawn(|| driver.run(&shared.stop, &shared.keycloak, &shared.refreshes));
-        s.spawn(|| {
+        let restarts = s.spawn(|| {
             for at in keycloak_stops(run) {
                 if !sleep_until(&shared, at) {
                     return;
@@ -148,6 +151,17 @@ fn soak() {
         });
         let sampler = s.spawn(|| sample(&shared, &envoy));
         faults(&shared, &envoy, run);
+        // A restart that ends late still gets real refreshes after it.
+        restarts.join().unwrap();
+        let ready = shared
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.what == "keycloak ready")
+            .map(|e| e.at as u64)
+            .max();
+        sleep_until(&shared, ready.map_or(0, |at| at + AFTER_RESTART_SECONDS));
         shared.stop.store(true, Ordering::SeqCst);
         sampler.join().unwrap()
     });
@@ -174,6 +188,7 @@ fn soak() {
     ];
     let report = report::Report::new(
         minutes,
+        i64::from(WORKERS) + 1,
         &samples,
         &events,
         &counters,
@@ -259,7 +274,7 @@ fn sample(shared: &Shared, envoy: &SoakEnvoy) -> Vec<Sample> {
         let (a, u, e) = (
             shared.answered(),
             shared.unexpected(),
-            shared.tally.server_errors.load(Ordering::Relaxed),
+            shared.tally.server_errors.load(Ordering::Relaxed) + shared.refreshes.while_down.load(Ordering::Relaxed),
         );
         out.push(Sample {
             at: now,
@@ -270,6 +285,14 @@ fn sample(shared: &Shared, envoy: &SoakEnvoy) -> Vec<Sample> {
             errors: u - unexpected,
             server_errors: e - server_errors,
         });
+        let last = out.last().unwrap();
+        println!(
+            "soak: {:>6.0} s RSS {} KiB, VM memory {} bytes ({} VMs), {:.0} rps, {} unexpected, {} 5xx",
+            last.at, last.rss_kib, last.vm_bytes, last.vms, last.rps, last.errors, last.server_errors
+        );
+        if n == 1 || std::env::var_os("SOAK_WASM_STATS").is_some() {
+            println!("soak: wasm stats {wasm:?}");
+        }
         (answered, unexpected, server_errors, at) = (a, u, e, now);
     }
     out

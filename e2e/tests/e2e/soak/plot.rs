@@ -29,8 +29,16 @@ set key autotitle columnhead top left
 set grid
 set xlabel 'seconds'
 {marks}set multiplot layout 3,1 title 'azp-bridge soak (dashed: push green, refused push yellow, Keycloak stop/ready red, upstream resets grey)'
-set ylabel 'MiB'
-plot 'samples.csv' using 1:($2/1024) with linespoints title 'Envoy RSS', '' using 1:($3/1048576) with linespoints title 'VM linear memory (all VMs)'
+set ylabel 'Envoy RSS, MiB'
+set y2label 'VM linear memory, MiB'
+set ytics nomirror
+set y2tics
+set yrange [0:*]
+set y2range [0:*]
+plot 'samples.csv' using 1:($2/1024) with linespoints title 'Envoy RSS', '' using 1:($3/1048576) axes x1y2 with linespoints title 'VM linear memory (all VMs, right)'
+unset y2label
+unset y2tics
+set ytics mirror
 set ylabel 'requests/s'
 plot 'samples.csv' using 1:5 with linespoints title 'answered'
 set ylabel 'per 10 s'

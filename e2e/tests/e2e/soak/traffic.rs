@@ -25,6 +25,10 @@ pub enum Kind {
     BridgedH2Held,
     /// Chunked HTTP/1.1, streamed mode.
     BridgedChunked,
+    /// On the load thread's one keep-alive connection, held mode: it stays
+    /// on a replaced listener until Envoy's drain closes it, so its counts
+    /// are the old configuration's.
+    BridgedKeepAlive,
     /// A token of the client that every other push adds (rewritten) and removes (unknown_azp).
     PushedClient,
     /// The caller refreshing its own token (passed.same_client).
@@ -43,7 +47,7 @@ pub enum Kind {
     AbandonedHeld,
 }
 
-const CYCLE: [Kind; 13] = [
+const CYCLE: [Kind; 14] = [
     Kind::Bridged,
     Kind::NonToken,
     Kind::BridgedHeld,
@@ -57,6 +61,7 @@ const CYCLE: [Kind; 13] = [
     Kind::OversizedHeld,
     Kind::Abandoned,
     Kind::AbandonedHeld,
+    Kind::BridgedKeepAlive,
 ];
 
 impl Kind {
@@ -68,7 +73,11 @@ impl Kind {
     fn held(self) -> bool {
         matches!(
             self,
-            Kind::BridgedHeld | Kind::BridgedH2Held | Kind::OversizedHeld | Kind::AbandonedHeld
+            Kind::BridgedHeld
+                | Kind::BridgedH2Held
+                | Kind::OversizedHeld
+                | Kind::AbandonedHeld
+                | Kind::BridgedKeepAlive
         )
     }
 
@@ -121,6 +130,7 @@ impl Traffic {
     /// One load thread: the cycle, round and round, until `stop`.
     pub fn run(&self, stop: &AtomicBool, resets: &Resets, tally: &Tally) {
         let bodies = tokens::Bodies::new();
+        let mut kept: Option<http1::Connection> = None;
         'run: loop {
             for kind in CYCLE {
                 if stop.load(Ordering::Relaxed) {
@@ -128,7 +138,10 @@ impl Traffic {
                 }
                 let epoch = resets.epoch.load(Ordering::SeqCst);
                 let reset_before = resets.on.load(Ordering::SeqCst);
-                let status = self.send(kind, &bodies);
+                let status = match kind {
+                    Kind::BridgedKeepAlive => self.send_kept(&mut kept, &bodies),
+                    _ => self.send(kind, &bodies),
+                };
                 let resetting =
                     reset_before || resets.on.load(Ordering::SeqCst) || resets.epoch.load(Ordering::SeqCst) != epoch;
                 tally.sent.fetch_add(1, Ordering::Relaxed);
@@ -148,6 +161,24 @@ impl Traffic {
                 }
             }
         }
+    }
+
+    /// A bridged refresh on the kept connection, opened when there is none;
+    /// dropped when Envoy says `connection: close` (it drains it).
+    fn send_kept(&self, kept: &mut Option<http1::Connection>, bodies: &tokens::Bodies) -> u16 {
+        if kept.is_none() {
+            *kept = http1::Connection::open(self.held_port).ok();
+        }
+        let Some(connection) = kept else { return 0 };
+        let request = form_post(TOKEN_PATH, &[("x-soak-cluster", "standin")], &bodies.bridged);
+        let response = connection.send(&request).ok().and_then(|()| connection.read_response());
+        let closing = response
+            .as_ref()
+            .is_none_or(|r| r.message.header("connection") == Some("close"));
+        if closing {
+            *kept = None;
+        }
+        response.map_or(0, |r| r.status)
     }
 
     /// Sends one request of `kind`; its status (0: none).
