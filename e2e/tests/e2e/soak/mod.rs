@@ -130,6 +130,9 @@ fn soak() {
     );
 
     let samples: Vec<Sample> = std::thread::scope(|s| {
+        // A failed fault (a push Envoy neither took nor refused) unwinds
+        // through here: the threads must stop too, or the scope waits forever.
+        let _stop = StopOnDrop(&shared.stop);
         for _ in 0..LOAD_THREADS {
             s.spawn(|| traffic.run(&shared.stop, &shared.resets, &shared.tally));
         }
@@ -201,6 +204,15 @@ fn soak() {
     println!("{}", report.markdown());
     plotted.expect("the plot is drawn");
     report.assert_passed();
+}
+
+/// Stops the run when dropped, also by a panic.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 /// Sleeps until `at` seconds into the run; false if the run stopped first.
