@@ -4,7 +4,7 @@
 CARGO ?= cargo
 WASM  := target/wasm32-wasip1/release/azp_bridge.wasm
 
-.PHONY: all setup build lint unit e2e test test-matrix test-mesh check-manifests image release demo demo-stop compose-config fuzz bench bench-icount clean
+.PHONY: all setup build lint unit e2e soak test test-matrix test-mesh check-manifests image release demo demo-stop compose-config fuzz bench bench-icount clean
 
 all: build
 
@@ -33,9 +33,21 @@ unit:
 ## a registry or a wasm build. The Keycloak scenarios run after the rest, so
 ## that Keycloak's start does not compete with the Envoy suites; --nocapture
 ## shows their tally (`keycloak: N passed, M failed`).
+## The last step is a 2-minute soak (below), so that it keeps working; its
+## results go to target/soak/.
 e2e: setup
 	$(CARGO) test -p azp-bridge-e2e -- --skip keycloak::
 	$(CARGO) test -p azp-bridge-e2e -- keycloak:: --nocapture
+	SOAK_MINUTES=2 SOAK_RESULTS=target/soak $(CARGO) test -p azp-bridge-e2e -- soak:: --ignored --nocapture
+
+## The filter for SOAK_MINUTES (default 30) in a real Envoy: mixed load,
+## a configuration push a minute, Keycloak restarts, upstream resets;
+## memory, rps and errors sampled every 10 s; fails unless memory stays flat,
+## every count adds up and no log holds a secret (e2e/tests/e2e/soak/).
+## Writes bench/results/soak/ (samples.csv, events.csv, soak.png, REPORT.md).
+SOAK_MINUTES ?= 30
+soak: build
+	SOAK_MINUTES=$(SOAK_MINUTES) SOAK_RESULTS=bench/results/soak $(CARGO) test -p azp-bridge-e2e -- soak:: --ignored --nocapture
 
 ## Everything, as CI runs it: lints, the module, both test tiers.
 test: lint build unit e2e

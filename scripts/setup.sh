@@ -45,6 +45,13 @@ if ! command -v openssl >/dev/null 2>&1; then
   "${apt_get[@]}" install -y -q openssl >/dev/null || { "${apt_get[@]}" update -q >/dev/null && "${apt_get[@]}" install -y -q openssl >/dev/null; }
 fi
 
+# gnuplot (without X) draws the soak run's samples (e2e/tests/e2e/soak/plot.rs).
+if ! command -v gnuplot >/dev/null 2>&1; then
+  echo "setup: installing gnuplot-nox from Debian"
+  if [ "$(id -u)" = 0 ]; then apt_get=(apt-get); else apt_get=(sudo apt-get); fi
+  "${apt_get[@]}" install -y -q gnuplot-nox >/dev/null || { "${apt_get[@]}" update -q >/dev/null && "${apt_get[@]}" install -y -q gnuplot-nox >/dev/null; }
+fi
+
 # `make image` builds the compat Wasm image with buildah (no daemon, no Docker
 # engine: FROM scratch and one COPY need no container runtime); e2e/tests/e2e/registry/image.rs
 # pushes it to a local docker-registry (the reference registry, distribution)

@@ -7,7 +7,7 @@
 //! Host calls go through `proxy_wasm::hostcalls`, whose `Result`s are handled,
 //! rather than the trait helpers, which unwrap.
 
-use crate::counters::{self, Counter, Reported};
+use crate::counters::{self, Counter, VmShare};
 use crate::host::{Flow, Host, Refused};
 use crate::plugin::Plugin;
 use crate::policy::HeaderPairs;
@@ -114,20 +114,27 @@ struct Root {
     /// Envoy's metric id of each counter, in [`Counter::all`] order; `None`
     /// if they could not be defined (the filter then runs without them).
     metrics: Option<Vec<u32>>,
-    /// Envoy's metric id of the memory gauge, and this context's share of it.
-    memory: Option<(u32, Reported)>,
+    /// Envoy's metric id of the memory gauge, once this context joined the
+    /// VM's share of it ([`VM_MEMORY`]).
+    memory: Option<u32>,
+}
+
+thread_local! {
+    /// The VM's share of the memory gauge, one for all its root contexts
+    /// (a VM is single-threaded: this is per VM).
+    static VM_MEMORY: VmShare = VmShare::default();
 }
 
 impl Root {
     /// The VM's linear memory into the summed gauge (a page is 64 KiB).
     fn report_memory(&self) {
-        if let Some((id, reported)) = &self.memory {
+        if let Some(id) = self.memory {
             let bytes = u64::try_from(core::arch::wasm32::memory_size(0))
                 .unwrap_or(0)
                 .saturating_mul(65_536);
-            let change = reported.change_to(bytes);
+            let change = VM_MEMORY.with(|vm| vm.change_to(bytes));
             if change != 0 {
-                let _ = hostcalls::increment_metric(*id, change);
+                let _ = hostcalls::increment_metric(id, change);
             }
         }
     }
@@ -159,8 +166,11 @@ impl Context for Root {
     /// the counts of the last second rather than lose them.
     fn on_done(&mut self) -> bool {
         self.flush_counters();
-        if let Some((id, reported)) = &self.memory {
-            let _ = hostcalls::increment_metric(*id, reported.withdraw());
+        if let Some(id) = self.memory.take() {
+            let change = VM_MEMORY.with(VmShare::leave);
+            if change != 0 {
+                let _ = hostcalls::increment_metric(id, change);
+            }
         }
         true
     }
@@ -183,11 +193,14 @@ impl RootContext for Root {
         }
         if self.memory.is_none() {
             let name = format!("{}{}", counters::PREFIX, counters::MEMORY_GAUGE);
-            self.memory = hostcalls::define_metric(MetricType::Gauge, &name)
-                .ok()
-                .map(|id| (id, Reported::default()));
+            self.memory = hostcalls::define_metric(MetricType::Gauge, &name).ok();
+            if self.memory.is_some() {
+                VM_MEMORY.with(VmShare::join);
+            }
         }
-        self.report_memory();
+        // Not reported yet: the first tick does. Envoy configures each new
+        // configuration in short-lived VMs of its own too, and destroys them
+        // without on_done: a share they reported would never be taken back.
         self.plugin = Some(Rc::new(plugin));
         true
     }

@@ -21,4 +21,5 @@ mod envoy;
 mod keycloak;
 mod mesh_tools;
 mod registry;
+mod soak;
 mod support;

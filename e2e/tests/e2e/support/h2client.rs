@@ -29,17 +29,30 @@ pub fn post_to(
     pieces: &[&[u8]],
     trailers: Option<(&str, &str)>,
 ) -> H2Response {
+    try_post_to(port, authority, path, headers, pieces, trailers).unwrap_or_else(|e| panic!("h2 exchange: {e}"))
+}
+
+/// [`post_to`], saying what went wrong instead of panicking (for load that
+/// meets resets on purpose).
+pub fn try_post_to(
+    port: u16,
+    authority: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    pieces: &[&[u8]],
+    trailers: Option<(&str, &str)>,
+) -> Result<H2Response, String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap();
+        .map_err(|e| e.to_string())?;
     runtime.block_on(async {
         tokio::time::timeout(
             Duration::from_secs(15),
             exchange(port, authority, path, headers, pieces, trailers),
         )
         .await
-        .expect("h2 exchange timed out")
+        .map_err(|_| "timed out".to_owned())?
     })
 }
 
@@ -50,13 +63,16 @@ async fn exchange(
     headers: &[(&str, &str)],
     pieces: &[&[u8]],
     trailers: Option<(&str, &str)>,
-) -> H2Response {
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+) -> Result<H2Response, String> {
+    let e = |e: &dyn std::fmt::Display| e.to_string();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|x| e(&x))?;
+    let (client, connection) = h2::client::handshake(tcp).await.map_err(|x| e(&x))?;
     tokio::spawn(async move {
         let _ = connection.await;
     });
-    let mut client = client.ready().await.unwrap();
+    let mut client = client.ready().await.map_err(|x| e(&x))?;
     let mut request = http::Request::builder()
         .method("POST")
         .uri(format!("http://{authority}{path}"))
@@ -64,30 +80,34 @@ async fn exchange(
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    let (response, mut stream) = client.send_request(request.body(()).unwrap(), false).unwrap();
+    let (response, mut stream) = client
+        .send_request(request.body(()).map_err(|x| e(&x))?, false)
+        .map_err(|x| e(&x))?;
     for piece in pieces {
-        stream.send_data(Bytes::copy_from_slice(piece), false).unwrap();
+        stream
+            .send_data(Bytes::copy_from_slice(piece), false)
+            .map_err(|x| e(&x))?;
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     match trailers {
         Some((name, value)) => {
             let mut map = http::HeaderMap::new();
             map.insert(
-                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                value.parse().unwrap(),
+                http::HeaderName::from_bytes(name.as_bytes()).map_err(|x| e(&x))?,
+                value.parse().map_err(|x: http::header::InvalidHeaderValue| e(&x))?,
             );
-            stream.send_trailers(map).unwrap();
+            stream.send_trailers(map).map_err(|x| e(&x))?;
         }
-        None => stream.send_data(Bytes::new(), true).unwrap(),
+        None => stream.send_data(Bytes::new(), true).map_err(|x| e(&x))?,
     }
-    let response = response.await.unwrap();
+    let response = response.await.map_err(|x| e(&x))?;
     let status = response.status().as_u16();
     let mut body = response.into_body();
     let mut out = Vec::new();
     while let Some(chunk) = body.data().await {
-        let chunk = chunk.unwrap();
+        let chunk = chunk.map_err(|x| e(&x))?;
         let _ = body.flow_control().release_capacity(chunk.len());
         out.extend_from_slice(&chunk);
     }
-    H2Response { status, body: out }
+    Ok(H2Response { status, body: out })
 }
