@@ -14,8 +14,9 @@
 #   ICOUNT_REQUESTS=500 ICOUNT_WARMUP=200   measured and warm-up requests per configuration
 #   ICOUNT_ONLY="azp ref"                   only these modules (below); "none" is always counted
 #   ICOUNT_WORKLOADS="pass rewrite"          which requests (below)
-#   ICOUNT_KEEP=1                           keep the callgrind dumps (WORK/MODULE-WORKLOAD/), for
-#                                           callgrind_annotate: where a module's instructions go
+#   ICOUNT_KEEP=1                           keep the callgrind dumps (WORK/MODULE-WORKLOAD/); the
+#                                           pip Envoy is stripped, so they split the count by
+#                                           thread and object, not by Envoy function
 #   ICOUNT_JOBS=2                           configurations counted at once
 #   BENCH_REFERENCE, BENCH_STEPS            as for bench/run.sh
 #
