@@ -17,7 +17,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Mutex;
-use support::http1::{self, form_post};
+use support::http1::{self, form_body, form_post};
 use support::keycloak::*;
 use support::{h2client, Envoy, EnvoySpec};
 
@@ -277,19 +277,6 @@ struct Answer {
     raw: String,
 }
 
-fn encode(pairs: &[(&str, &str)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (i, (k, v)) in pairs.iter().enumerate() {
-        if i > 0 {
-            out.push(b'&');
-        }
-        form::encode_into(k.as_bytes(), &mut out);
-        out.push(b'=');
-        form::encode_into(v.as_bytes(), &mut out);
-    }
-    out
-}
-
 fn basic(id: &str, secret: &str) -> String {
     let mut plain = Vec::new();
     form::encode_into(id.as_bytes(), &mut plain);
@@ -300,7 +287,7 @@ fn basic(id: &str, secret: &str) -> String {
 
 fn post(ctx: &Ctx, port: u16, endpoint: &str, headers: &[(&str, &str)], pairs: &[(&str, &str)]) -> Answer {
     let path = format!("/realms/{REALM}/protocol/openid-connect/{endpoint}");
-    let resp = http1::exchange(port, &form_post(&path, headers, &encode(pairs)));
+    let resp = http1::exchange(port, &form_post(&path, headers, &form_body(pairs)));
     let raw = resp.body_str();
     let json = serde_json::from_str(&raw).unwrap_or(Value::Null);
     for key in ["access_token", "refresh_token"] {
@@ -391,7 +378,7 @@ fn admin_bearer(keycloak_port: u16) -> String {
         &form_post(
             "/realms/master/protocol/openid-connect/token",
             &[],
-            &encode(&[
+            &form_body(&[
                 ("grant_type", "password"),
                 ("client_id", "admin-cli"),
                 ("username", "admin"),
@@ -875,7 +862,7 @@ fn ambiguous_requests_never_yield_a_token(ctx: &Ctx) {
 /// around the forged token's check.
 fn query_string_grant_is_not_read_by_keycloak(ctx: &Ctx) {
     let forged = forged_admin_token(ctx);
-    let body = encode(&[
+    let body = form_body(&[
         ("grant_type", "refresh_token"),
         ("refresh_token", &forged),
         ("client_id", MOBILE_CLIENT),
@@ -904,7 +891,7 @@ fn utf8_charset_variants_still_bridge(ctx: &Ctx) {
             "application/x-www-form-urlencoded; charset=\"UTF-8\"",
         ] {
             let refresh_token = admin_refresh_token(ctx, "alice");
-            let body = encode(&[
+            let body = form_body(&[
                 ("grant_type", "refresh_token"),
                 ("client_id", MOBILE_CLIENT),
                 ("refresh_token", &refresh_token),
@@ -1015,7 +1002,7 @@ fn hold_mode_with_basic_caller_and_basic_target(ctx: &Ctx) {
 
 fn http2_client_through_envoy(ctx: &Ctx) {
     let refresh_token = admin_openid_refresh_token(ctx, "alice");
-    let body = encode(&[
+    let body = form_body(&[
         ("grant_type", "refresh_token"),
         ("client_id", MOBILE_CLIENT),
         ("refresh_token", &refresh_token),
@@ -1342,7 +1329,7 @@ fn one_client_id_in_two_realms_with_two_secrets(ctx: &Ctx) {
     for tenant in ["tenant-a", "tenant-b", "tenant-c"] {
         let token_path = format!("/realms/{tenant}/protocol/openid-connect/token");
         let exchange = |port: u16, pairs: &[(&str, &str)]| {
-            let resp = http1::exchange(port, &form_post(&token_path, &[], &encode(pairs)));
+            let resp = http1::exchange(port, &form_post(&token_path, &[], &form_body(pairs)));
             let raw = resp.body_str();
             let json: Value = serde_json::from_str(&raw).unwrap_or(Value::Null);
             if let Some(t) = json["refresh_token"].as_str() {

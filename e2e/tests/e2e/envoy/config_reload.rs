@@ -39,39 +39,6 @@ fn lds(listen_port: u16, plugin_config: &str) -> String {
     format!("resources:\n{listener}")
 }
 
-fn bootstrap(dir: &std::path::Path, admin_port: u16, upstream_port: u16) -> String {
-    format!(
-        r#"admin:
-  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin_port} }} }}
-node: {{ id: azp-bridge-test, cluster: test }}
-dynamic_resources:
-  lds_config:
-    resource_api_version: V3
-    path_config_source:
-      path: {dir}/lds.yaml
-      watched_directory: {{ path: {dir} }}
-static_resources:
-  clusters:
-  - name: keycloak
-    type: STATIC
-    connect_timeout: 2s
-    load_assignment:
-      cluster_name: keycloak
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {upstream_port} }} }} }}
-"#,
-        dir = dir.display()
-    )
-}
-
-/// Replaces the LDS file atomically, as the watcher expects.
-fn push(dir: &std::path::Path, content: &str) {
-    let tmp = dir.join("tmp").join("lds.yaml");
-    std::fs::write(&tmp, content).unwrap();
-    std::fs::rename(&tmp, dir.join("lds.yaml")).unwrap();
-}
-
 fn lds_stat(admin_port: u16, name: &str) -> u64 {
     let Ok(stats) = http1::get(admin_port, "/stats?filter=listener_manager.lds") else {
         return 0;
@@ -109,7 +76,7 @@ fn a_refused_configuration_keeps_the_old_one_serving() {
     std::fs::write(dir.path.join("lds.yaml"), lds(listen_port, &plugin("first-secret"))).unwrap();
     std::fs::write(
         dir.path.join("bootstrap.yaml"),
-        bootstrap(&dir.path, admin_port, upstream.port),
+        support::lds::bootstrap(&dir.path, admin_port, "azp-bridge-test", &[("keycloak", upstream.port)]),
     )
     .unwrap();
     let log = dir.path.join("envoy.log");
@@ -147,7 +114,7 @@ fn a_refused_configuration_keeps_the_old_one_serving() {
 
     // Refused: allowed_callers missing.
     let rejected_before = lds_stat(admin_port, "update_rejected");
-    push(
+    support::lds::replace(
         &dir.path,
         &lds(
             listen_port,
@@ -171,7 +138,7 @@ fn a_refused_configuration_keeps_the_old_one_serving() {
 
     // Applied: a valid new configuration.
     let success_before = lds_stat(admin_port, "update_success");
-    push(&dir.path, &lds(listen_port, &plugin("second-secret")));
+    support::lds::replace(&dir.path, &lds(listen_port, &plugin("second-secret")));
     wait_for("the update", || lds_stat(admin_port, "update_success") > success_before);
     wait_for("the new secret in use", || refresh() == expect("second-secret"));
 }

@@ -58,39 +58,6 @@ fn lds(streamed_port: u16, held_port: u16, (streamed, held): (&str, &str)) -> St
     )
 }
 
-fn bootstrap(dir: &Path, admin_port: u16, keycloak_port: u16, standin_port: u16) -> String {
-    let cluster = |name: &str, port: u16| {
-        format!(
-            r#"  - name: {name}
-    type: STATIC
-    connect_timeout: 2s
-    load_assignment:
-      cluster_name: {name}
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }} }}
-"#
-        )
-    };
-    format!(
-        r#"admin:
-  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin_port} }} }}
-node: {{ id: azp-bridge-soak, cluster: soak }}
-dynamic_resources:
-  lds_config:
-    resource_api_version: V3
-    path_config_source:
-      path: {dir}/lds.yaml
-      watched_directory: {{ path: {dir} }}
-static_resources:
-  clusters:
-{keycloak}{standin}"#,
-        dir = dir.display(),
-        keycloak = cluster("keycloak", keycloak_port),
-        standin = cluster("standin", standin_port),
-    )
-}
-
 impl SoakEnvoy {
     /// Starts Envoy with `plugins` = (streamed, held) configurations; `workers` VMs.
     pub fn start(keycloak_port: u16, standin_port: u16, plugins: (&str, &str), workers: u32) -> SoakEnvoy {
@@ -98,7 +65,16 @@ impl SoakEnvoy {
         std::fs::create_dir_all(dir.path.join("tmp")).unwrap();
         let (streamed_port, held_port, admin_port) = (free_port(), free_port(), free_port());
         let config = dir.path.join("bootstrap.yaml");
-        std::fs::write(&config, bootstrap(&dir.path, admin_port, keycloak_port, standin_port)).unwrap();
+        std::fs::write(
+            &config,
+            crate::support::lds::bootstrap(
+                &dir.path,
+                admin_port,
+                "azp-bridge-soak",
+                &[("keycloak", keycloak_port), ("standin", standin_port)],
+            ),
+        )
+        .unwrap();
         let log_path = dir.path.join("envoy.log");
         std::fs::write(dir.path.join("lds.yaml"), lds(streamed_port, held_port, plugins)).unwrap();
         let mut envoy = SoakEnvoy {
@@ -146,9 +122,7 @@ impl SoakEnvoy {
             self.stat("listener_manager.lds.update_success"),
             self.stat("listener_manager.lds.update_rejected"),
         );
-        let tmp = self.dir.path.join("tmp").join("lds.yaml");
-        std::fs::write(&tmp, lds(self.streamed_port, self.held_port, plugins)).unwrap();
-        std::fs::rename(&tmp, self.dir.path.join("lds.yaml")).unwrap();
+        crate::support::lds::replace(&self.dir.path, &lds(self.streamed_port, self.held_port, plugins));
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if self.stat("listener_manager.lds.update_success") > success {
@@ -189,12 +163,7 @@ impl SoakEnvoy {
 
     /// Envoy's resident memory, in KiB.
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
+        crate::support::rss_kib(self.child.id())
     }
 
     pub fn log_path(&self) -> &Path {

@@ -5,7 +5,7 @@
 //! before it gets a 400 once, and the loop logs in again.
 
 use super::tokens::refresh_body;
-use crate::support::http1::{self, form_post};
+use crate::support::http1::{self, form_body, form_post};
 use crate::support::keycloak::{ADMIN_CLIENT, ADMIN_CLIENT_SECRET, MOBILE_CLIENT};
 use crate::support::TOKEN_PATH;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -44,19 +44,6 @@ pub struct Driver {
     pub pace: Duration,
 }
 
-fn encode(pairs: &[(&str, &str)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (i, (k, v)) in pairs.iter().enumerate() {
-        if i > 0 {
-            out.push(b'&');
-        }
-        azp_bridge::form::encode_into(k.as_bytes(), &mut out);
-        out.push(b'=');
-        azp_bridge::form::encode_into(v.as_bytes(), &mut out);
-    }
-    out
-}
-
 fn post(port: u16, request: &[u8]) -> Option<(u16, serde_json::Value)> {
     let mut connection = http1::Connection::open(port).ok()?;
     connection.send(request).ok()?;
@@ -70,7 +57,7 @@ fn post(port: u16, request: &[u8]) -> Option<(u16, serde_json::Value)> {
 impl Driver {
     /// A fresh session of the target client, straight from Keycloak.
     fn login(&self) -> Option<String> {
-        let body = encode(&[
+        let body = form_body(&[
             ("grant_type", "password"),
             ("client_id", ADMIN_CLIENT),
             ("client_secret", ADMIN_CLIENT_SECRET),

@@ -197,3 +197,18 @@ pub fn chunked_form_post(path: &str, body: &[u8], chunk: usize) -> Vec<u8> {
     out.extend_from_slice(b"0\r\n\r\n");
     out
 }
+
+/// A form body: each name and value percent-encoded as the filter's own
+/// encoder does, joined with `&`.
+pub fn form_body(pairs: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push(b'&');
+        }
+        azp_bridge::form::encode_into(k.as_bytes(), &mut out);
+        out.push(b'=');
+        azp_bridge::form::encode_into(v.as_bytes(), &mut out);
+    }
+    out
+}

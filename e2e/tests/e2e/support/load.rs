@@ -1,7 +1,7 @@
 //! Mixed load through Envoy in front of a real Keycloak, with Keycloak
 //! stopped and restarted in the middle (e2e/tests/e2e/keycloak.rs).
 
-use super::http1::{self, form_post};
+use super::http1::{self, form_body, form_post};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -59,19 +59,6 @@ pub struct Phase {
     pub stop: AtomicBool,
 }
 
-fn encode(pairs: &[(&str, &str)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (i, (k, v)) in pairs.iter().enumerate() {
-        if i > 0 {
-            out.push(b'&');
-        }
-        azp_bridge::form::encode_into(k.as_bytes(), &mut out);
-        out.push(b'=');
-        azp_bridge::form::encode_into(v.as_bytes(), &mut out);
-    }
-    out
-}
-
 impl Load {
     /// One thread's loop until `phase.stop`.
     pub fn run(&self, phase: &Phase, tally: &Mutex<Tally>) {
@@ -92,7 +79,7 @@ impl Load {
                     Kind::Issue => form_post(
                         &token_path,
                         &[],
-                        &encode(&[
+                        &form_body(&[
                             ("grant_type", "password"),
                             ("client_id", self.admin_client),
                             ("client_secret", self.admin_secret),
@@ -103,7 +90,7 @@ impl Load {
                     Kind::Rewrite => form_post(
                         &token_path,
                         &[],
-                        &encode(&[
+                        &form_body(&[
                             ("grant_type", "refresh_token"),
                             ("client_id", self.mobile_client),
                             ("refresh_token", &refresh_token),
@@ -112,7 +99,7 @@ impl Load {
                     Kind::OwnGrant => form_post(
                         &token_path,
                         &[],
-                        &encode(&[
+                        &form_body(&[
                             ("grant_type", "password"),
                             ("client_id", self.mobile_client),
                             ("username", user.0),
@@ -123,7 +110,7 @@ impl Load {
                     Kind::Malformed => form_post(
                         &token_path,
                         &[],
-                        &encode(&[
+                        &form_body(&[
                             ("grant_type", "refresh_token"),
                             ("client_id", self.mobile_client),
                             ("refresh_token", "not.a-jws"),

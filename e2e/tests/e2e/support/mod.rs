@@ -7,6 +7,7 @@
 pub mod h2client;
 pub mod http1;
 pub mod keycloak;
+pub mod lds;
 pub mod load;
 /// The shipped mesh manifests as the meshes read them (shared with the native tier).
 #[path = "../../../../tests/support/mesh.rs"]
@@ -316,12 +317,7 @@ impl Envoy {
 
     /// Envoy's resident memory, in KiB.
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
+        rss_kib(self.child.id())
     }
 
     /// The azp-bridge counters, by name without the `wasmcustom.azp_bridge.` prefix.
@@ -401,4 +397,14 @@ pub fn read_until(stream: &mut TcpStream, buf: &mut Vec<u8>, done: impl Fn(&[u8]
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
+}
+
+/// A process's resident memory, in KiB (0 once it is gone).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
