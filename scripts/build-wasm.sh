@@ -38,6 +38,10 @@ flags=("--remap-path-prefix=${root}=/azp-bridge")
 for source in "${cargo_home}"/registry/src/*; do
   [ -d "${source}" ] && flags+=("--remap-path-prefix=${source}=/cargo/registry")
 done
+# sha2's loop (not unrolled) compression, for SHA-256 (HS256, ES256) and
+# SHA-512 (EdDSA): 16.6 KB less module; HS256 minting 4.3 instead of 4.1 us
+# in V8, ES256 and EdDSA unchanged (bench/native decide_loop).
+flags+=('--cfg=sha2_backend_soft="compact"')
 CARGO_ENCODED_RUSTFLAGS="$(IFS=$'\x1f'; echo "${flags[*]}")"
 export CARGO_ENCODED_RUSTFLAGS
 

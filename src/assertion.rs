@@ -1,7 +1,9 @@
 //! The signed client assertion (RFC 7523, Keycloak's "Signed JWT" client
 //! authentication) the filter mints for a `client_secret_jwt` or
-//! `private_key_jwt` target, once per rewritten request. The clock and the
-//! random `jti` come from the caller (the host), so this stays pure.
+//! `private_key_jwt` target, once per rewritten request: HS256 with the
+//! client secret, ES256 with a P-256 key or EdDSA with an Ed25519 key. The
+//! clock and the random `jti` come from the caller (the host), so this stays
+//! pure.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -25,6 +27,8 @@ pub enum AssertionKey {
     Hs256(Vec<u8>),
     /// ES256 with a P-256 private key (`private_key_jwt`).
     Es256(SigningKey),
+    /// EdDSA with an Ed25519 private key (`private_key_jwt`).
+    EdDsa(ed25519_dalek::SigningKey),
 }
 
 impl fmt::Debug for AssertionKey {
@@ -32,6 +36,7 @@ impl fmt::Debug for AssertionKey {
         match self {
             AssertionKey::Hs256(_) => f.write_str("Hs256(<redacted>)"),
             AssertionKey::Es256(_) => f.write_str("Es256(<redacted>)"),
+            AssertionKey::EdDsa(_) => f.write_str("EdDsa(<redacted>)"),
         }
     }
 }
@@ -41,6 +46,7 @@ impl PartialEq for AssertionKey {
         match (self, other) {
             (AssertionKey::Hs256(a), AssertionKey::Hs256(b)) => a == b,
             (AssertionKey::Es256(a), AssertionKey::Es256(b)) => a.verifying_key() == b.verifying_key(),
+            (AssertionKey::EdDsa(a), AssertionKey::EdDsa(b)) => a.verifying_key() == b.verifying_key(),
             _ => false,
         }
     }
@@ -48,23 +54,35 @@ impl PartialEq for AssertionKey {
 
 impl Eq for AssertionKey {}
 
-/// Why a PKCS#8 PEM is refused; never carries key material.
+/// Why a PEM is refused: it is not a PKCS#8 private key of a type the filter
+/// signs with. Never carries key material.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NotAP256Key;
+pub struct UnsupportedKey;
 
 impl AssertionKey {
-    /// A P-256 private key from a PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`).
-    pub fn es256_from_pem(pem: &str) -> Result<AssertionKey, NotAP256Key> {
-        use p256::pkcs8::DecodePrivateKey;
-        SigningKey::from_pkcs8_pem(pem.trim())
-            .map(AssertionKey::Es256)
-            .map_err(|_| NotAP256Key)
+    /// A `private_key_jwt` key from a PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`);
+    /// the key's type picks the algorithm: P-256 signs ES256, Ed25519 EdDSA.
+    /// The PEM is decoded once; each crate then checks its own algorithm
+    /// identifier in the DER.
+    pub fn from_private_key_pem(pem: &str) -> Result<AssertionKey, UnsupportedKey> {
+        use p256::pkcs8::der::pem::PemLabel;
+        use p256::pkcs8::{DecodePrivateKey, PrivateKeyInfoRef, SecretDocument};
+        let (label, document) = SecretDocument::from_pem(pem.trim()).map_err(|_| UnsupportedKey)?;
+        PrivateKeyInfoRef::validate_pem_label(label).map_err(|_| UnsupportedKey)?;
+        let der = document.as_bytes();
+        if let Ok(key) = SigningKey::from_pkcs8_der(der) {
+            return Ok(AssertionKey::Es256(key));
+        }
+        ed25519_dalek::SigningKey::from_pkcs8_der(der)
+            .map(AssertionKey::EdDsa)
+            .map_err(|_| UnsupportedKey)
     }
 
     fn alg(&self) -> &'static str {
         match self {
             AssertionKey::Hs256(_) => "HS256",
             AssertionKey::Es256(_) => "ES256",
+            AssertionKey::EdDsa(_) => "EdDSA",
         }
     }
 }
@@ -132,6 +150,12 @@ pub fn mint(key: &AssertionKey, key_id: Option<&str>, claims: &Claims<'_>) -> Re
                 .map_err(|_| SigningFailed)?;
             signature.to_bytes().to_vec()
         }
+        // RFC 8037: the 64-byte Ed25519 signature of the signing input.
+        AssertionKey::EdDsa(signing_key) => signing_key
+            .try_sign(signing_input.as_bytes())
+            .map_err(|_| SigningFailed)?
+            .to_bytes()
+            .to_vec(),
     };
     Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature)))
 }
@@ -143,6 +167,7 @@ mod tests {
     use p256::ecdsa::VerifyingKey;
 
     const TEST_KEY: &str = include_str!("../tests/fixtures/es256-test-key.pem");
+    const ED25519_KEY: &str = include_str!("../tests/fixtures/ed25519-test-key.pem");
 
     fn claims() -> Claims<'static> {
         Claims {
@@ -192,7 +217,7 @@ mod tests {
 
     #[test]
     fn es256_verifies_with_the_public_key_in_jose_form() {
-        let key = AssertionKey::es256_from_pem(TEST_KEY).unwrap();
+        let key = AssertionKey::from_private_key_pem(TEST_KEY).unwrap();
         let AssertionKey::Es256(signing) = &key else { panic!() };
         let (header, _, signature, input) = parts(&mint(&key, Some("azp-bridge-test-es256"), &claims()).unwrap());
         assert_eq!(header["alg"], "ES256");
@@ -205,24 +230,66 @@ mod tests {
 
     #[test]
     fn every_jti_gives_another_assertion() {
-        let key = AssertionKey::es256_from_pem(TEST_KEY).unwrap();
+        let key = AssertionKey::from_private_key_pem(TEST_KEY).unwrap();
         let mut other = claims();
         other.jti = [8; 16];
         assert_ne!(mint(&key, None, &claims()).unwrap(), mint(&key, None, &other).unwrap());
     }
 
     #[test]
-    fn pems_that_are_not_p256_private_keys_are_refused() {
+    fn eddsa_verifies_with_the_public_key() {
+        use ed25519_dalek::pkcs8::DecodePublicKey;
+        let key = AssertionKey::from_private_key_pem(ED25519_KEY).unwrap();
+        assert!(matches!(key, AssertionKey::EdDsa(_)), "an Ed25519 key signs EdDSA");
+        let (header, _, signature, input) = parts(&mint(&key, Some("azp-bridge-test-ed25519"), &claims()).unwrap());
+        assert_eq!(
+            header,
+            serde_json::json!({"alg": "EdDSA", "typ": "JWT", "kid": "azp-bridge-test-ed25519"})
+        );
+        let public = ed25519_dalek::VerifyingKey::from_public_key_pem(include_str!(
+            "../tests/fixtures/ed25519-test-key.pub.pem"
+        ))
+        .unwrap();
+        let signature = ed25519_dalek::Signature::from_slice(&signature).unwrap();
+        public.verify_strict(input.as_bytes(), &signature).unwrap();
+    }
+
+    #[test]
+    fn the_key_type_picks_the_algorithm() {
+        assert!(matches!(
+            AssertionKey::from_private_key_pem(TEST_KEY),
+            Ok(AssertionKey::Es256(_))
+        ));
+        assert!(matches!(
+            AssertionKey::from_private_key_pem(&format!("\n  {ED25519_KEY}\n")),
+            Ok(AssertionKey::EdDsa(_))
+        ));
+    }
+
+    #[test]
+    fn pems_that_are_not_p256_or_ed25519_private_keys_are_refused() {
+        // Keys of other types, as `openssl genpkey` writes them.
+        let p384 = include_str!("../tests/fixtures/p384-test-key.pem");
+        let x25519 = include_str!("../tests/fixtures/x25519-test-key.pem");
+        let ed25519_under_another_label = ED25519_KEY.replace("PRIVATE KEY", "ENCRYPTED PRIVATE KEY");
         for pem in [
             "",
             "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----",
             include_str!("../tests/fixtures/es256-test-key.pub.pem"),
+            include_str!("../tests/fixtures/ed25519-test-key.pub.pem"),
+            p384,
+            x25519,
+            &ed25519_under_another_label,
         ] {
-            assert_eq!(AssertionKey::es256_from_pem(pem), Err(NotAP256Key));
+            assert_eq!(AssertionKey::from_private_key_pem(pem), Err(UnsupportedKey), "{pem}");
         }
         assert_eq!(
-            format!("{:?}", AssertionKey::es256_from_pem(TEST_KEY).unwrap()),
+            format!("{:?}", AssertionKey::from_private_key_pem(TEST_KEY).unwrap()),
             "Es256(<redacted>)"
+        );
+        assert_eq!(
+            format!("{:?}", AssertionKey::from_private_key_pem(ED25519_KEY).unwrap()),
+            "EdDsa(<redacted>)"
         );
     }
 }

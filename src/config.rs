@@ -414,10 +414,10 @@ fn assertion_key(
                 env,
             )?;
             let name = if inline { "private_key" } else { "private_key_env" };
-            let key = AssertionKey::es256_from_pem(&pem).map_err(|_| {
+            let key = AssertionKey::from_private_key_pem(&pem).map_err(|_| {
                 error(
                     field(name),
-                    "is not a PKCS#8 PEM of a P-256 private key (-----BEGIN PRIVATE KEY-----)",
+                    "is not a PKCS#8 PEM of a P-256 or Ed25519 private key (-----BEGIN PRIVATE KEY-----)",
                 )
             })?;
             Ok(Some(key))

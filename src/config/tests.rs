@@ -439,6 +439,7 @@ fn a_body_limit_above_envoys_buffer_is_warned_about() {
 }
 
 const TEST_KEY: &str = include_str!("../../tests/fixtures/es256-test-key.pem");
+const ED25519_KEY: &str = include_str!("../../tests/fixtures/ed25519-test-key.pem");
 
 #[test]
 fn one_client_id_per_realm_and_one_fallback() {
@@ -492,13 +493,15 @@ fn signed_jwt_methods_read_their_keys_once() {
             r#"{{"upstream_clusters":["k"],"issuer":"https://kc.example.com","clients":[
                 {{"client_id":"hs","client_secret_env":"ADMIN_SECRET_32","auth_method":"client_secret_jwt","key_id":"k1","allowed_callers":["m"]}},
                 {{"client_id":"es","private_key":"{pem}","auth_method":"private_key_jwt","allowed_callers":["m"]}},
-                {{"client_id":"es-env","private_key_env":"PEM","auth_method":"private_key_jwt","allowed_callers":["m"]}}
+                {{"client_id":"es-env","private_key_env":"PEM","auth_method":"private_key_jwt","allowed_callers":["m"]}},
+                {{"client_id":"ed","private_key_env":"ED25519_PEM","auth_method":"private_key_jwt","allowed_callers":["m"]}}
             ]}}"#
         )
         .as_bytes(),
         &|name| match name {
             "ADMIN_SECRET_32" => Some("0123456789abcdef0123456789abcdef".to_owned()),
             "PEM" => Some(TEST_KEY.to_owned()),
+            "ED25519_PEM" => Some(ED25519_KEY.to_owned()),
             _ => None,
         },
     )
@@ -513,6 +516,9 @@ fn signed_jwt_methods_read_their_keys_once() {
     assert!(matches!(es.assertion_key, Some(AssertionKey::Es256(_))));
     assert_eq!(es.secret.expose(), "");
     assert_eq!(config.client("es-env", "r").unwrap().assertion_key, es.assertion_key);
+    // The key's type picks the algorithm: no field names it.
+    let ed = config.client("ed", "r").unwrap();
+    assert!(matches!(ed.assertion_key, Some(AssertionKey::EdDsa(_))));
     assert!(!format!("{config:?}").contains("PRIVATE KEY"));
 }
 
@@ -580,7 +586,7 @@ fn signed_jwt_refusals_name_the_field_and_no_value() {
         config().with("upstream_clusters", json!(["k"])).clients(vec![client])
     };
     const HS256: &str = "must be at least 32 bytes for client_secret_jwt (an HS256 key)";
-    const PEM: &str = "is not a PKCS#8 PEM of a P-256 private key (-----BEGIN PRIVATE KEY-----)";
+    const PEM: &str = "is not a PKCS#8 PEM of a P-256 or Ed25519 private key (-----BEGIN PRIVATE KEY-----)";
     for (fields, field, problem) in [
         (
             json!({"client_secret": "inline-secret", "auth_method": "client_secret_jwt"}),

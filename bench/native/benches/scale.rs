@@ -29,13 +29,16 @@ fn benches(c: &mut Criterion<CpuTime>) {
     });
     group.finish();
 
-    let (hs, es, claims) = signing();
+    let (hs, es, ed, claims) = signing();
     let mut group = c.benchmark_group("sign");
     group.bench_function("hs256", |b| {
         b.iter(|| assertion::mint(black_box(&hs), None, black_box(&claims)))
     });
     group.bench_function("es256", |b| {
         b.iter(|| assertion::mint(black_box(&es), Some("k"), black_box(&claims)))
+    });
+    group.bench_function("eddsa", |b| {
+        b.iter(|| assertion::mint(black_box(&ed), Some("k"), black_box(&claims)))
     });
     group.finish();
 }

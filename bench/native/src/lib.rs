@@ -125,8 +125,9 @@ pub mod tenants {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine;
 
-    /// The ES256 key of the end-to-end tests (a test key, never a real one).
+    /// The ES256 and EdDSA keys of the end-to-end tests (test keys, never real ones).
     pub const TEST_KEY: &str = include_str!("../../../tests/fixtures/es256-test-key.pem");
+    pub const ED25519_TEST_KEY: &str = include_str!("../../../tests/fixtures/ed25519-test-key.pem");
 
     /// `realms` realms, each with a `portal-a` and a `portal-b` entry.
     pub fn entries(realms: usize) -> String {
@@ -180,11 +181,12 @@ pub mod tenants {
         cases
     }
 
-    /// An HS256 and an ES256 key and the claims of one assertion, each key
-    /// checked to mint.
-    pub fn signing() -> (AssertionKey, AssertionKey, Claims<'static>) {
+    /// An HS256, an ES256 and an EdDSA key and the claims of one assertion,
+    /// each key checked to mint.
+    pub fn signing() -> (AssertionKey, AssertionKey, AssertionKey, Claims<'static>) {
         let hs = AssertionKey::Hs256(b"0123456789abcdef0123456789abcdef".to_vec());
-        let es = AssertionKey::es256_from_pem(TEST_KEY).expect("the test key");
+        let es = AssertionKey::from_private_key_pem(TEST_KEY).expect("the test key");
+        let ed = AssertionKey::from_private_key_pem(ED25519_TEST_KEY).expect("the Ed25519 test key");
         let claims = Claims {
             client_id: "portal-b",
             audience: "http://127.0.0.1:8080/realms/r0",
@@ -193,6 +195,7 @@ pub mod tenants {
         };
         assertion::mint(&hs, None, &claims).expect("HS256 mints");
         assertion::mint(&es, Some("k"), &claims).expect("ES256 mints");
-        (hs, es, claims)
+        assertion::mint(&ed, Some("k"), &claims).expect("EdDSA mints");
+        (hs, es, ed, claims)
     }
 }

@@ -217,7 +217,7 @@ fn start() -> Ctx {
     // Signed-JWT targets, in both header modes; the private key from the
     // environment, as a mesh gives it.
     let jwt_clients = format!(
-        r#",{{"client_id":"{JWT_CLIENT}","private_key_env":"JWT_ADMIN_KEY","auth_method":"private_key_jwt","key_id":"{JWT_KEY_ID}","allowed_callers":["{MOBILE_CLIENT}"]}},{{"client_id":"{SECRET_JWT_CLIENT}","client_secret":"{SECRET_JWT_SECRET}","auth_method":"client_secret_jwt","allowed_callers":["{MOBILE_CLIENT}"]}}"#
+        r#",{{"client_id":"{JWT_CLIENT}","private_key_env":"JWT_ADMIN_KEY","auth_method":"private_key_jwt","key_id":"{JWT_KEY_ID}","allowed_callers":["{MOBILE_CLIENT}"]}},{{"client_id":"{EDDSA_CLIENT}","private_key_env":"EDDSA_ADMIN_KEY","auth_method":"private_key_jwt","key_id":"{EDDSA_KEY_ID}","allowed_callers":["{MOBILE_CLIENT}"]}},{{"client_id":"{SECRET_JWT_CLIENT}","client_secret":"{SECRET_JWT_SECRET}","auth_method":"client_secret_jwt","allowed_callers":["{MOBILE_CLIENT}"]}}"#
     );
     // One client id in two realms, each with its own secret; tenant-c unnamed.
     let tenants: String = ["tenant-a", "tenant-b"]
@@ -241,6 +241,8 @@ fn start() -> Ctx {
         .env("ADMIN_CLIENT_SECRET", ADMIN_CLIENT_SECRET)
         .host_env_key("JWT_ADMIN_KEY")
         .env("JWT_ADMIN_KEY", JWT_KEY_PEM)
+        .host_env_key("EDDSA_ADMIN_KEY")
+        .env("EDDSA_ADMIN_KEY", EDDSA_KEY_PEM)
         .start();
     let plugin_hold = format!(
         r#"{{"upstream_clusters":["keycloak"],"issuer":"{issuer}","clients":[{{"client_id":"{ADMIN_CLIENT}","client_secret":"{ADMIN_CLIENT_SECRET}","allowed_callers":["{MOBILE_CLIENT}"]}},{{"client_id":"{BASIC_ONLY_CLIENT}","client_secret":"{BASIC_ONLY_SECRET}","auth_method":"client_secret_basic","allowed_callers":["{MOBILE_CLIENT}"]}}{jwt_clients}],"hold_headers":true}}"#
@@ -249,6 +251,8 @@ fn start() -> Ctx {
         .hold_headers()
         .host_env_key("JWT_ADMIN_KEY")
         .env("JWT_ADMIN_KEY", JWT_KEY_PEM)
+        .host_env_key("EDDSA_ADMIN_KEY")
+        .env("EDDSA_ADMIN_KEY", EDDSA_KEY_PEM)
         .start();
     let plugin_keep = format!(
         r#"{{"upstream_clusters":["keycloak"],"clients":[{{"client_id":"{ADMIN_CLIENT}","client_secret":"{ADMIN_CLIENT_SECRET}","allowed_callers":["{MOBILE_CLIENT}"],"id_token":"keep"}}]}}"#
@@ -1222,6 +1226,7 @@ fn logs_carry_no_secret_or_token(ctx: &Ctx) {
         .collect();
     let mut never: Vec<&str> = vec![ADMIN_CLIENT_SECRET, BASIC_ONLY_SECRET, SECRET_JWT_SECRET, "PRIVATE KEY"];
     never.extend(JWT_KEY_PEM.lines().filter(|l| l.len() > 20));
+    never.extend(EDDSA_KEY_PEM.lines().filter(|l| l.len() > 20));
     never.extend(tenant_secrets.iter().map(String::as_str));
     never.extend(tokens.iter().map(String::as_str));
     for envoy in [&ctx.envoy, &ctx.envoy_hold, &ctx.envoy_keep] {
@@ -1237,10 +1242,16 @@ fn logs_carry_no_secret_or_token(ctx: &Ctx) {
 fn test_assertion(ctx: &Ctx, client_id: &str) -> String {
     use azp_bridge::assertion::{mint, AssertionKey, Claims};
     static N: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
-    let key = if client_id == JWT_CLIENT {
-        AssertionKey::es256_from_pem(JWT_KEY_PEM).unwrap()
-    } else {
-        AssertionKey::Hs256(SECRET_JWT_SECRET.as_bytes().to_vec())
+    let (key, key_id) = match client_id {
+        JWT_CLIENT => (
+            AssertionKey::from_private_key_pem(JWT_KEY_PEM).unwrap(),
+            Some(JWT_KEY_ID),
+        ),
+        EDDSA_CLIENT => (
+            AssertionKey::from_private_key_pem(EDDSA_KEY_PEM).unwrap(),
+            Some(EDDSA_KEY_ID),
+        ),
+        _ => (AssertionKey::Hs256(SECRET_JWT_SECRET.as_bytes().to_vec()), None),
     };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -1256,7 +1267,7 @@ fn test_assertion(ctx: &Ctx, client_id: &str) -> String {
         now_seconds: now,
         jti,
     };
-    mint(&key, (client_id == JWT_CLIENT).then_some(JWT_KEY_ID), &claims).unwrap()
+    mint(&key, key_id, &claims).unwrap()
 }
 
 fn signed_login(ctx: &Ctx, client_id: &str, user: &str) -> String {
@@ -1280,12 +1291,12 @@ fn signed_login(ctx: &Ctx, client_id: &str, user: &str) -> String {
     expect_tokens(&answer, client_id)
 }
 
-/// private_key_jwt (ES256) and client_secret_jwt (HS256) targets: refused
+/// private_key_jwt (ES256 and EdDSA) and client_secret_jwt (HS256) targets: refused
 /// directly, bridged through Envoy 20 times in a row (each assertion needs a
 /// fresh jti: Keycloak refuses a replay), then revoke and logout, in both
 /// header modes.
 fn signed_jwt_targets_refresh_revoke_and_log_out_through_the_bridge(ctx: &Ctx) {
-    for client_id in [JWT_CLIENT, SECRET_JWT_CLIENT] {
+    for client_id in [JWT_CLIENT, EDDSA_CLIENT, SECRET_JWT_CLIENT] {
         let refresh_token = signed_login(ctx, client_id, "alice");
         let direct_refresh = refresh_as(ctx, ctx.keycloak.port, MOBILE_CLIENT, &refresh_token);
         expect_error(&direct_refresh, 400, "invalid_grant", MISMATCH);

@@ -138,11 +138,14 @@ fn main() {
 
     // One signed client assertion, as each rewritten request of a
     // client_secret_jwt or private_key_jwt client mints.
-    let (hs, es, claims) = signing();
+    let (hs, es, ed, claims) = signing();
     time("sign/hs256", (iterations / 4).max(1), || {
         let _ = black_box(assertion::mint(black_box(&hs), None, black_box(&claims)));
     });
     time("sign/es256", (iterations / 400).max(1), || {
         let _ = black_box(assertion::mint(black_box(&es), Some("k"), black_box(&claims)));
+    });
+    time("sign/eddsa", (iterations / 400).max(1), || {
+        let _ = black_box(assertion::mint(black_box(&ed), Some("k"), black_box(&claims)));
     });
 }

@@ -15,6 +15,10 @@ pub const OTHER_PUBLIC_CLIENT: &str = "other-public-client";
 pub const JWT_CLIENT: &str = "jwt-admin-client";
 pub const JWT_KEY_ID: &str = "azp-bridge-test-es256";
 pub const JWT_KEY_PEM: &str = include_str!("../../../../tests/fixtures/es256-test-key.pem");
+/// private_key_jwt (EdDSA) with the Ed25519 test key of tests/fixtures.
+pub const EDDSA_CLIENT: &str = "eddsa-admin-client";
+pub const EDDSA_KEY_ID: &str = "azp-bridge-test-ed25519";
+pub const EDDSA_KEY_PEM: &str = include_str!("../../../../tests/fixtures/ed25519-test-key.pem");
 /// client_secret_jwt (HS256).
 pub const SECRET_JWT_CLIENT: &str = "secret-jwt-admin-client";
 pub const SECRET_JWT_SECRET: &str = "secret-jwt-admin-secret-0123456789-CHANGE-ME";
