@@ -13,8 +13,8 @@
 # one before returned, and reads the CPU (utime+stime) of Keycloak's process
 # group (kc.sh and its JVM) from /proc before and after (bench/tools.py
 # keycloak-refresh). Then the same for each signed method of
-# BENCH_KEYCLOAK_METHODS (default "hs256 es256": the demo realm's
-# client_secret_jwt and private_key_jwt clients, a fresh client assertion per
+# BENCH_KEYCLOAK_METHODS (default "hs256 es256 eddsa": the demo realm's
+# client_secret_jwt and private_key_jwt (P-256, Ed25519) clients, a fresh client assertion per
 # refresh, minted by joserfc in the project's .venv), because Keycloak's own
 # work for a signed target's refresh includes checking its assertion: OUT.json
 # holds the client_secret_post figures at its top and each method's under
@@ -73,7 +73,7 @@ wait "${START_PID}" || { tail -n 20 "${WORK}/start.log" >&2; die "Keycloak did n
 START_PID=""
 PGID="$(tr -dc '0-9' <"${KEYCLOAK_PIDFILE}")"
 [ -n "${PGID}" ] && kill -0 "${PGID}" 2>/dev/null || die "no Keycloak process"
-METHODS="secret ${BENCH_KEYCLOAK_METHODS-hs256 es256}"
+METHODS="secret ${BENCH_KEYCLOAK_METHODS-hs256 es256 eddsa}"
 for method in ${METHODS}; do
   python="python3"
   # The signed methods mint with joserfc (scripts/setup.sh puts it in .venv).

@@ -26,6 +26,7 @@ VARIANTS = {
     "azp10k-rewrite": ("(4k) azp-bridge, 10,002 entries", "refresh rewritten, 5,000 realms x 2 clients more", "none-token"),
     "hs256-rewrite": ("(4h) azp-bridge, client_secret_jwt", "refresh rewritten with an HS256 client assertion", "none-token"),
     "es256-rewrite": ("(4e) azp-bridge, private_key_jwt", "refresh rewritten with an ES256 client assertion", "none-token"),
+    "eddsa-rewrite": ("(4d) azp-bridge, private_key_jwt (Ed25519)", "refresh rewritten with an EdDSA client assertion", "none-token"),
     "none-other": ("(1) no filter", "non-token requests", "none-other"),
     "none-other-b": ("(1b) no filter, A/A control", "non-token requests, a second identical no-filter Envoy", "none-other"),
     "buffer-other": ("(3) minimal wasm", "non-token requests", "none-other"),
@@ -144,6 +145,7 @@ KEYCLOAK_ROWS = [
     ("G1s", "azp-rewrite", "secret", "client_secret_post (no signature)"),
     ("G1h", "hs256-rewrite", "hs256", "client_secret_jwt (HS256)"),
     ("G1e", "es256-rewrite", "es256", "private_key_jwt (ES256)"),
+    ("G1d", "eddsa-rewrite", "eddsa", "private_key_jwt (EdDSA)"),
 ]
 
 
@@ -517,19 +519,20 @@ def main(results, report_path):
             summary["v8_memory_kib"] = {r["measure"]: r["v8_wasm_kib"] for r in mem}
             w("")
         v8_by = {r["benchmark"]: float(r["v8_wasm_ns"]) for r in v8}
-        sig = {v: summary["variants"].get(v) for v in ("azp-rewrite", "hs256-rewrite", "es256-rewrite")}
+        sig = {v: summary["variants"].get(v) for v in ("azp-rewrite", "hs256-rewrite", "es256-rewrite", "eddsa-rewrite")}
         if all(sig.values()):
             w("### Signed client assertions in Envoy")
             w("")
             w("The rewritten refresh (4) against the same refresh for a `client_secret_jwt` (4h) and a "
-              "`private_key_jwt` (4e) target client, Envoy CPU per request (median of rounds), beside the time "
+              "`private_key_jwt` target client (4e ES256, 4d EdDSA), Envoy CPU per request (median of rounds), beside the time "
               "minting one assertion takes in V8 (`sign/*` above).")
             w("")
             w("| target client | Envoy CPU us/req | more than secret | minting in V8 us | rps |")
             w("| --- | ---: | ---: | ---: | ---: |")
             base_cpu = sig["azp-rewrite"]["cpu_us_per_req"]
             for v, what, mint in (("azp-rewrite", "client_secret_post", None), ("hs256-rewrite", "client_secret_jwt (HS256)", "sign/hs256"),
-                                  ("es256-rewrite", "private_key_jwt (ES256)", "sign/es256")):
+                                  ("es256-rewrite", "private_key_jwt (ES256)", "sign/es256"),
+                                  ("eddsa-rewrite", "private_key_jwt (EdDSA)", "sign/eddsa")):
                 c = sig[v]["cpu_us_per_req"]
                 m = f"{v8_by[mint] / 1000:.1f}" if mint in v8_by else "-"
                 w(f"| {what} | {c:.1f} | {c - base_cpu:+.1f} | {m} | {sig[v]['rps']:.0f} |")

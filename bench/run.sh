@@ -248,6 +248,7 @@ free_port() { python3 "${BENCH_DIR}/tools.py" free-port; }
 #   azp-10k       as shipped, with 5,000 realms x 2 clients more (10,002 entries)
 #   azp-hs256     as shipped, the target client as client_secret_jwt (HS256)
 #   azp-es256     as shipped, the target client as private_key_jwt (ES256)
+#   azp-eddsa     as shipped, the target client as private_key_jwt (EdDSA)
 #   azp-hostile   on every route, 10,002 entries, 160 KB of request headers allowed
 #                 (issue 23: a request must not set the filter's CPU cost)
 #   none-hostile  no filter, 160 KB of request headers allowed
@@ -258,7 +259,7 @@ config_source() {
     none | none-b) CONFIG_SOURCE=("${shipped}" --remove-filter) ;;
     lua) CONFIG_SOURCE=("${shipped}" --replace-filter "${BENCH_DIR}/envoy/filters/lua.yaml") ;;
     buffer | buffer-headers | buffer-both) CONFIG_SOURCE=("${shipped}" --replace-filter "${BENCH_DIR}/envoy/filters/buffer.yaml") ;;
-    azp | azp-ref | azp-10k | azp-hs256 | azp-es256 | azp-auth | azp-step-*) CONFIG_SOURCE=("${shipped}") ;;
+    azp | azp-ref | azp-10k | azp-hs256 | azp-es256 | azp-eddsa | azp-auth | azp-step-*) CONFIG_SOURCE=("${shipped}") ;;
     azp-all) CONFIG_SOURCE=("${shipped}" --enable-filter) ;;
     azp-hostile) CONFIG_SOURCE=("${shipped}" --enable-filter --max-request-headers-kb 160) ;;
     none-hostile) CONFIG_SOURCE=("${shipped}" --remove-filter --max-request-headers-kb 160) ;;
@@ -286,7 +287,7 @@ start_envoy() {
       ;;
     azp-step-*) wasm="${STEP_WASM[${config#azp-step-}]:-}" ;;
     # Over a megabyte for azp-10k: passed as a file (an argument has a size limit).
-    azp-10k | azp-hs256 | azp-es256 | azp-auth) plugin_config="PLUGIN_CONFIG@$(plugin_config_file "${config#azp-}")" ;;
+    azp-10k | azp-hs256 | azp-es256 | azp-eddsa | azp-auth) plugin_config="PLUGIN_CONFIG@$(plugin_config_file "${config#azp-}")" ;;
     azp-hostile) plugin_config="PLUGIN_CONFIG@$(plugin_config_file 10k)" ;;
   esac
   python3 "${BENCH_DIR}/tools.py" render "${CONFIG_SOURCE[0]}" "${WORK}/${name}.yaml" "${CONFIG_SOURCE[@]:1}" \
@@ -313,13 +314,14 @@ start_envoy() {
   die "Envoy ${name} not ready after 30 s (log: ${WORK}/${name}.log)"
 }
 
-# The configuration file of a scale or signing variant (10k, hs256, es256), made once.
+# The configuration file of a scale or signing variant (10k, hs256, es256, eddsa), made once.
 plugin_config_file() {
-  local kind out
+  local kind out key="${ROOT}/tests/fixtures/es256-test-key.pem"
   case "$1" in 10k) kind=tenants ;; auth) kind=authorities ;; *) kind="$1" ;; esac
+  [ "$1" = eddsa ] && key="${ROOT}/tests/fixtures/ed25519-test-key.pem"
   out="${WORK}/plugin-config-$1.json"
   [ -f "${out}" ] || python3 "${BENCH_DIR}/tools.py" plugin-config "${kind}" "${PLUGIN_CONFIG}" \
-    "${ROOT}/tests/fixtures/es256-test-key.pem" "${out}" || die "cannot write ${out}"
+    "${key}" "${out}" || die "cannot write ${out}"
   echo "${out}"
 }
 
@@ -357,12 +359,12 @@ verify() {
   local token=/realms/demo/protocol/openid-connect/token
   local -A ports=()
   local started=()
-  local verified=(none lua buffer buffer-headers buffer-both azp azp-all azp-ref azp-10k azp-hs256 azp-es256)
+  local verified=(none lua buffer buffer-headers buffer-both azp azp-all azp-ref azp-10k azp-hs256 azp-es256 azp-eddsa)
   # The configurations that cut the id_token out of a bridged refresh's
   # answer: today's module, the minimal both-bodies filter (from every 2xx
   # answer to a request with a body), and the reference and the steps from
   # 84b3e4d on.
-  local drops="azp azp-all azp-10k azp-hs256 azp-es256"
+  local drops="azp azp-all azp-10k azp-hs256 azp-es256 azp-eddsa"
   git merge-base --is-ancestor 84b3e4d "${REFERENCE}" 2>/dev/null && drops+=" azp-ref"
   for name in "${STEP_NAMES[@]+"${STEP_NAMES[@]}"}"; do
     verified+=("azp-step-${name}")
@@ -413,6 +415,7 @@ def signed(alg):
     return check
 expected[("azp-hs256", "rewrite")] = signed("HS256")
 expected[("azp-es256", "rewrite")] = signed("ES256")
+expected[("azp-eddsa", "rewrite")] = signed("EdDSA")
 for v in verified:
     if v.startswith("azp-step-"):
         expected[(v, "rewrite")] = rewritten
@@ -447,7 +450,7 @@ for v in verified:
 if problems:
     sys.exit("verify: " + "; ".join(problems))
 print("verify: Lua, azp-bridge (also with 10,002 entries), the reference module and the steps' modules forward"
-      " the same rewritten body, the HS256 and ES256 clients a signed assertion; everything else byte for byte."
+      " the same rewritten body, the HS256, ES256 and EdDSA clients a signed assertion; everything else byte for byte."
       f" Answers: {' '.join(sorted(set(drops) & set(verified)))} and buffer-both give the client Keycloak's"
       " answer without its id_token, every other member byte for byte; everything else the answer as it came")
 EOF
@@ -473,6 +476,7 @@ VARIANTS=(
   "azp10k-rewrite azp-10k token-rewrite.lua"
   "hs256-rewrite azp-hs256 token-rewrite.lua"
   "es256-rewrite azp-es256 token-rewrite.lua"
+  "eddsa-rewrite azp-eddsa token-rewrite.lua"
   "STEPS"
   "none-other none other.lua"
   "none-other-b none-b other.lua"

@@ -24,6 +24,7 @@ methods: joserfc, from the project's .venv, mints their client assertions).
                                                  authorities  Keycloak by `authorities`, not `upstream_clusters`
                                                  hs256     `admin` as client_secret_jwt
                                                  es256     `admin` as private_key_jwt (KEY.pem)
+                                                 eddsa     the same with an Ed25519 KEY.pem
   tools.py send PORT FIXTURE N [METHOD PATH HOST]
                                                N POSTs of FIXTURE to the token path, one after
                                                another on one connection; fails on any non-200.
@@ -37,8 +38,9 @@ methods: joserfc, from the project's .venv, mints their client assertions).
                                                (utime+stime) of PID's process group from /proc.
                                                METHOD, how the client authenticates: secret
                                                (client_secret_post, the default), hs256
-                                               (client_secret_jwt) or es256 (private_key_jwt,
-                                               tests/fixtures/es256-test-key.pem), each a client
+                                               (client_secret_jwt), es256 (private_key_jwt,
+                                               tests/fixtures/es256-test-key.pem) or eddsa
+                                               (private_key_jwt, tests/fixtures/ed25519-test-key.pem), each a client
                                                of keycloak/demo-realm.json
   tools.py icount-table CSV N WARMUP ENVOY     bench/icount.sh's results as a Markdown table
   tools.py hostile-load PORT REALM_BYTES SECONDS CONNECTIONS
@@ -204,7 +206,7 @@ def plugin_config(kind, base_json, key_path, out_path):
         config["issuer"] = "http://127.0.0.1"  # the fixtures' tokens (fixtures/make.py)
         admin["auth_method"] = "client_secret_jwt"
         admin["client_secret"] = "bench-hs256-secret-of-32-bytes-or-more"
-    elif kind == "es256":
+    elif kind in ("es256", "eddsa"):
         config["issuer"] = "http://127.0.0.1"
         admin["auth_method"] = "private_key_jwt"
         del admin["client_secret"]
@@ -261,6 +263,7 @@ KEYCLOAK_CLIENTS = {
     "secret": {"client_id": "spring-boot-admin-client", "client_secret": "admin-client-secret-CHANGE-ME"},
     "hs256": {"client_id": "secret-jwt-admin-client", "secret": "secret-jwt-admin-secret-0123456789-CHANGE-ME"},
     "es256": {"client_id": "jwt-admin-client", "key": "tests/fixtures/es256-test-key.pem", "kid": "azp-bridge-test-es256"},
+    "eddsa": {"client_id": "eddsa-admin-client", "key": "tests/fixtures/ed25519-test-key.pem", "kid": "azp-bridge-test-ed25519"},
 }
 
 
@@ -280,8 +283,11 @@ def client_credentials(method, issuer):
     else:
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         with open(os.path.join(root, client["key"])) as f:
-            key = jwk.ECKey.import_key(f.read())
-        header = {"alg": "ES256", "kid": client["kid"]}
+            pem = f.read()
+        if method == "es256":
+            key, header = jwk.ECKey.import_key(pem), {"alg": "ES256", "kid": client["kid"]}
+        else:
+            key, header = jwk.OKPKey.import_key(pem), {"alg": "EdDSA", "kid": client["kid"]}
 
     def fields():
         now = int(time.time())
@@ -289,7 +295,8 @@ def client_credentials(method, issuer):
                   "jti": str(uuid.uuid4()), "iat": now, "exp": now + 60}
         return {"client_id": client["client_id"],
                 "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                "client_assertion": jwt.encode(header, claims, key)}
+                # joserfc signs EdDSA only when asked by name (RFC 9864 calls it deprecated).
+                "client_assertion": jwt.encode(header, claims, key, algorithms=[header["alg"]])}
     return fields
 
 
@@ -469,6 +476,20 @@ def icount_table(path, n, warmup, envoy):
         print("*bufboth* is not azp-bridge: the minimal filter of bench/buffer-filter built with `--features "
               "response` (both bodies buffered, the answer's id_token cut out), the floor of issue 27's goal 3; "
               "its *vs ref* and *step* cells compare it with azp-bridge's modules only as counts.")
+        print()
+    if "bufguard" in modules:
+        print("*bufguard* is the same minimal filter built with `--features guards`: it also reads the request "
+              "headers and the route's cluster and writes the access log's filter state, the host calls "
+              "azp-bridge's cluster guard and access log make on a bridged refresh, deciding nothing with them.")
+        print()
+    # Goal 3 by instructions: the minimal filters' count over azp-bridge's
+    # for the rewritten refresh (goal: at least 0.95 of bufboth's rps).
+    floors = [f for f in ("bufboth", "bufguard") if count.get((f, "rewrite")) and count.get(("azp", "rewrite"))]
+    if floors:
+        azp = count[("azp", "rewrite")]
+        print("Rewritten refresh, azp-bridge against the floors (issue 27, goal 3): "
+              + "; ".join(f"{f} {count[(f, 'rewrite')]:,} / azp {azp:,} = {count[(f, 'rewrite')] / azp:.3f}"
+                          for f in floors) + ".")
         print()
 
 
