@@ -25,7 +25,10 @@
 # named by `authorities`: no route property read) and bufboth (not
 # azp-bridge: the minimal filter of bench/buffer-filter built with
 # `--features response`, in its place, which buffers both bodies and cuts the
-# id_token out of the answer: the floor of issue 27's goal 3) and buffer (the
+# id_token out of the answer: the floor of issue 27's goal 3), bufguard (the
+# same with `--features guards`: it also reads the request headers and the
+# route's cluster and writes the access log's filter state, the host calls
+# azp-bridge's guard and log make, deciding nothing) and buffer (the
 # same filter without the answer: the request-only minimal wasm of issue 27's
 # goal 5); each with the passing and the rewritten refresh of bench/fixtures
 # (workloads pass and rewrite), and, with ICOUNT_WORKLOADS, the requests of
@@ -96,18 +99,27 @@ for step in ${STEPS}; do
   CONFIG[${name}]="${PLUGIN_CONFIG}"
   COMMIT[${name}]="$(git rev-parse --short=7 "${step#*=}")"
 done
-MODULES+=(azp auth bufboth buffer)
-# The minimal both-bodies filter, built and shrunk as bench/run.sh builds it.
+MODULES+=(azp auth bufboth bufguard buffer)
+# The minimal both-bodies filter, built and optimized as bench/run.sh builds it
+# (a floor for speed: scripts/wasm-opt.sh --floor).
 (cd "${BENCH_DIR}/buffer-filter" &&
   cargo build --quiet --release --target wasm32-wasip1 --features response --target-dir target/response) ||
   die "the minimal both-bodies filter did not build"
-"${ROOT}/scripts/wasm-opt.sh" "${BENCH_DIR}/buffer-filter/target/response/wasm32-wasip1/release/buffer_filter.wasm" \
+"${ROOT}/scripts/wasm-opt.sh" --floor "${BENCH_DIR}/buffer-filter/target/response/wasm32-wasip1/release/buffer_filter.wasm" \
   "${WORK}/buffer_filter_both.wasm"
 WASM[bufboth]="${WORK}/buffer_filter_both.wasm"
 CONFIG[bufboth]="{}"
+# The same with azp-bridge's guard and access-log host calls (`--features guards`).
+(cd "${BENCH_DIR}/buffer-filter" &&
+  cargo build --quiet --release --target wasm32-wasip1 --features guards --target-dir target/guards) ||
+  die "the minimal both-bodies filter with guards did not build"
+"${ROOT}/scripts/wasm-opt.sh" --floor "${BENCH_DIR}/buffer-filter/target/guards/wasm32-wasip1/release/buffer_filter.wasm" \
+  "${WORK}/buffer_filter_guards.wasm"
+WASM[bufguard]="${WORK}/buffer_filter_guards.wasm"
+CONFIG[bufguard]="{}"
 (cd "${BENCH_DIR}/buffer-filter" && cargo build --quiet --release --target wasm32-wasip1) ||
   die "the minimal request-only filter did not build"
-"${ROOT}/scripts/wasm-opt.sh" "${BENCH_DIR}/buffer-filter/target/wasm32-wasip1/release/buffer_filter.wasm" \
+"${ROOT}/scripts/wasm-opt.sh" --floor "${BENCH_DIR}/buffer-filter/target/wasm32-wasip1/release/buffer_filter.wasm" \
   "${WORK}/buffer_filter.wasm"
 WASM[buffer]="${WORK}/buffer_filter.wasm"
 CONFIG[buffer]="{}"

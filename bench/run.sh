@@ -193,8 +193,8 @@ build() {
   if [ -z "${BENCH_BUFFER_WASM:-}" ]; then
     log "building the minimal buffering filter (bench/buffer-filter)"
     (cd "${BENCH_DIR}/buffer-filter" && cargo build --quiet --release --target wasm32-wasip1)
-    # Shrunk like the shipped module (scripts/build-wasm.sh).
-    "${ROOT}/scripts/wasm-opt.sh" "${BUFFER_WASM}" "${WORK}/buffer_filter.wasm"
+    # A floor for speed: -O2 (scripts/wasm-opt.sh --floor), not the module's -Oz.
+    "${ROOT}/scripts/wasm-opt.sh" --floor "${BUFFER_WASM}" "${WORK}/buffer_filter.wasm"
     BUFFER_WASM="${WORK}/buffer_filter.wasm"
   fi
   [ -f "${BUFFER_WASM}" ] || die "no module at ${BUFFER_WASM}"
@@ -202,7 +202,7 @@ build() {
     log "building the minimal filter that also reads the headers (--features read-headers)"
     (cd "${BENCH_DIR}/buffer-filter" &&
       cargo build --quiet --release --target wasm32-wasip1 --features read-headers --target-dir target/read-headers)
-    "${ROOT}/scripts/wasm-opt.sh" "${BUFFER_HEADERS_WASM}" "${WORK}/buffer_filter_headers.wasm"
+    "${ROOT}/scripts/wasm-opt.sh" --floor "${BUFFER_HEADERS_WASM}" "${WORK}/buffer_filter_headers.wasm"
     BUFFER_HEADERS_WASM="${WORK}/buffer_filter_headers.wasm"
   fi
   [ -f "${BUFFER_HEADERS_WASM}" ] || die "no module at ${BUFFER_HEADERS_WASM}"
@@ -210,7 +210,7 @@ build() {
     log "building the minimal filter that also cuts the id_token out of the answer (--features response)"
     (cd "${BENCH_DIR}/buffer-filter" &&
       cargo build --quiet --release --target wasm32-wasip1 --features response --target-dir target/response)
-    "${ROOT}/scripts/wasm-opt.sh" "${BUFFER_BOTH_WASM}" "${WORK}/buffer_filter_both.wasm"
+    "${ROOT}/scripts/wasm-opt.sh" --floor "${BUFFER_BOTH_WASM}" "${WORK}/buffer_filter_both.wasm"
     BUFFER_BOTH_WASM="${WORK}/buffer_filter_both.wasm"
   fi
   [ -f "${BUFFER_BOTH_WASM}" ] || die "no module at ${BUFFER_BOTH_WASM}"

@@ -17,6 +17,11 @@
 //! is buffered to its end, read out of Envoy, and written back without its
 //! `"id_token":"..."` member, found by a plain byte search (no JSON parsing:
 //! a floor, not a product; a body without one is written back unchanged).
+//!
+//! With the `guards` feature (which takes both others) it also makes the
+//! host calls azp-bridge makes around a rewrite and decides nothing with
+//! them: it reads the route's cluster once the request body is complete and
+//! writes a fixed decision as filter state, as the access log reads it.
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -80,6 +85,8 @@ impl HttpContext for BufferRequest {
             return Action::Pause;
         }
         self.buffering = false;
+        #[cfg(feature = "guards")]
+        guard_and_log();
         if let Ok(Some(body)) = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size) {
             let _ = hostcalls::set_buffer(BufferType::HttpRequestBody, 0, body.len(), &body);
         }
@@ -144,4 +151,12 @@ fn without_id_token(body: &[u8]) -> Option<Vec<u8>> {
 #[cfg(feature = "read-headers")]
 fn read_request_headers() {
     std::hint::black_box(hostcalls::get_map_bytes(MapType::HttpRequestHeaders).ok());
+}
+
+/// The route's cluster, read as azp-bridge's `upstream_clusters` guard reads
+/// it, and a decision written for the access log; neither is used.
+#[cfg(feature = "guards")]
+fn guard_and_log() {
+    std::hint::black_box(hostcalls::get_property(vec!["xds", "cluster_name"]).ok());
+    let _ = hostcalls::set_property(vec!["azp_bridge.decision"], Some(b"rewritten client=admin"));
 }
