@@ -100,29 +100,25 @@ for step in ${STEPS}; do
   COMMIT[${name}]="$(git rev-parse --short=7 "${step#*=}")"
 done
 MODULES+=(azp auth bufboth bufguard buffer)
-# The minimal both-bodies filter, built and optimized as bench/run.sh builds it
-# (a floor for speed: scripts/wasm-opt.sh --floor).
-(cd "${BENCH_DIR}/buffer-filter" &&
-  cargo build --quiet --release --target wasm32-wasip1 --features response --target-dir target/response) ||
-  die "the minimal both-bodies filter did not build"
-"${ROOT}/scripts/wasm-opt.sh" --floor "${BENCH_DIR}/buffer-filter/target/response/wasm32-wasip1/release/buffer_filter.wasm" \
-  "${WORK}/buffer_filter_both.wasm"
-WASM[bufboth]="${WORK}/buffer_filter_both.wasm"
-CONFIG[bufboth]="{}"
-# The same with azp-bridge's guard and access-log host calls (`--features guards`).
-(cd "${BENCH_DIR}/buffer-filter" &&
-  cargo build --quiet --release --target wasm32-wasip1 --features guards --target-dir target/guards) ||
-  die "the minimal both-bodies filter with guards did not build"
-"${ROOT}/scripts/wasm-opt.sh" --floor "${BENCH_DIR}/buffer-filter/target/guards/wasm32-wasip1/release/buffer_filter.wasm" \
-  "${WORK}/buffer_filter_guards.wasm"
-WASM[bufguard]="${WORK}/buffer_filter_guards.wasm"
-CONFIG[bufguard]="{}"
-(cd "${BENCH_DIR}/buffer-filter" && cargo build --quiet --release --target wasm32-wasip1) ||
-  die "the minimal request-only filter did not build"
-"${ROOT}/scripts/wasm-opt.sh" --floor "${BENCH_DIR}/buffer-filter/target/wasm32-wasip1/release/buffer_filter.wasm" \
-  "${WORK}/buffer_filter.wasm"
-WASM[buffer]="${WORK}/buffer_filter.wasm"
-CONFIG[buffer]="{}"
+# floor NAME [FEATURE]: a minimal filter of bench/buffer-filter built with
+# FEATURE (none: the request-only one) and optimized as a floor for speed
+# (scripts/wasm-opt.sh --floor), as bench/run.sh builds them.
+floor() {
+  local name="$1" feature="${2:-}" dir=target args=()
+  if [ -n "${feature}" ]; then
+    dir="target/${feature}"
+    args=(--features "${feature}" --target-dir "${dir}")
+  fi
+  (cd "${BENCH_DIR}/buffer-filter" && cargo build --quiet --release --target wasm32-wasip1 "${args[@]}") ||
+    die "the minimal filter ${name} did not build"
+  "${ROOT}/scripts/wasm-opt.sh" --floor "${BENCH_DIR}/buffer-filter/${dir}/wasm32-wasip1/release/buffer_filter.wasm" \
+    "${WORK}/${name}.wasm"
+  WASM[${name}]="${WORK}/${name}.wasm"
+  CONFIG[${name}]="{}"
+}
+floor bufboth response # both bodies, the answer's id_token cut out
+floor bufguard guards  # the same, and azp-bridge's guard and access-log host calls
+floor buffer           # the request body only
 WORKLOADS=(${ICOUNT_WORKLOADS:-pass rewrite})
 python3 "${BENCH_DIR}/tools.py" plugin-config authorities "${PLUGIN_CONFIG}" \
   "${ROOT}/tests/fixtures/es256-test-key.pem" "${WORK}/auth.json" || die "no authorities configuration"
