@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Shrinks a release module as the project ships it: scripts/wasm-opt.sh IN OUT.
-# One place for the flags, used by scripts/build-wasm.sh and by bench/run.sh
-# (the minimal filter and the V8 decision loop are shrunk alike).
+# One place for the flags, used by scripts/build-wasm.sh and by the bench
+# (the V8 decision loop is shrunk alike; the minimal reference filters get
+# --floor, below).
 # `scripts/wasm-opt.sh --check` only checks the pinned version (scripts/setup.sh).
 #
 # -Oz --converge without binaryen's inlining: binaryen's size-first passes,

@@ -192,8 +192,15 @@ impl Traffic {
         match kind {
             Kind::BridgedH2 | Kind::BridgedH2Held => {
                 let (first, second) = bodies.bridged.split_at(bodies.bridged.len() / 2);
-                h2client::try_post_to(port, "keycloak.test", TOKEN_PATH, &standin, &[first, second], None)
-                    .map_or(0, |r| r.status)
+                h2client::Post {
+                    authority: "keycloak.test",
+                    path: TOKEN_PATH,
+                    headers: &standin,
+                    pieces: &[first, second],
+                    trailers: None,
+                }
+                .try_send(port)
+                .map_or(0, |r| r.status)
             }
             Kind::Abandoned | Kind::AbandonedHeld => {
                 let mut request = form_post(TOKEN_PATH, &standin, &bodies.bridged);

@@ -218,7 +218,14 @@ pub fn probes(gateway: &Gateway, token_path: &str, path_routes: bool) -> Vec<Pro
 /// Sends a form POST to the gateway with this authority; the status.
 pub fn send(envoy: &Envoy, probe: &Probe, body: &[u8]) -> u16 {
     if probe.http2 {
-        return h2client::post_to(envoy.port, &probe.authority, &probe.path, &[], &[body], None).status;
+        let post = h2client::Post {
+            authority: &probe.authority,
+            path: &probe.path,
+            headers: &[],
+            pieces: &[body],
+            trailers: None,
+        };
+        return post.send(envoy.port).status;
     }
     let request = format!(
         "POST {} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\n\r\n",
