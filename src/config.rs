@@ -1,16 +1,16 @@
 //! The plugin configuration: parsed, validated and with secrets resolved once,
 //! in `on_configure`, so that requests only read it.
 //!
-//! serde reads the JSON into [`Raw`] (types, unknown fields, defaults);
-//! [`parse`] then checks what serde cannot say (non-empty values, exactly one
+//! serde_json reads the JSON into [`Raw`], field by field (config/fields.rs:
+//! types, unknown fields, defaults); [`parse`] then checks what serde cannot say (non-empty values, exactly one
 //! secret source, where Keycloak is). Errors name the field and the problem
 //! and never repeat a value: a value in the wrong place may well be a secret,
 //! so serde's own messages, which quote values, are never shown.
 
 use crate::assertion::AssertionKey;
 use crate::redact::Redactor;
+use fields::Object;
 use serde::Deserialize;
-use serde_path_to_error::Segment;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -166,22 +166,17 @@ fn error(field: impl Into<String>, problem: impl Into<String>) -> ConfigError {
 }
 
 /// The configuration as written.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Raw {
     clients: Vec<RawClient>,
     upstream_clusters: Option<Vec<String>>,
     authorities: Option<Vec<String>>,
     issuer: Option<String>,
-    #[serde(default)]
     hold_headers: bool,
     /// Any JSON number; whole-valued ones (`65536.0`, `6.5e4`) are accepted.
     max_body_bytes: Option<serde_json::Number>,
     max_response_bytes: Option<serde_json::Number>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawClient {
     client_id: String,
     client_secret: Option<String>,
@@ -189,31 +184,40 @@ struct RawClient {
     private_key: Option<String>,
     private_key_env: Option<String>,
     key_id: Option<String>,
-    #[serde(default)]
     auth_method: AuthMethod,
     allowed_callers: Vec<String>,
     realms: Option<Vec<String>>,
-    #[serde(default)]
     id_token: IdToken,
     issuer: Option<String>,
 }
 
-const ROOT_FIELDS: &str =
-    "clients, upstream_clusters, authorities, issuer, hold_headers, max_body_bytes, max_response_bytes";
-const CLIENT_FIELDS: &str = "client_id, client_secret, client_secret_env, private_key, private_key_env, key_id, \
-     auth_method, allowed_callers, realms, id_token, issuer";
+const ROOT_NAMES: &[&str] = &[
+    "clients",
+    "upstream_clusters",
+    "authorities",
+    "issuer",
+    "hold_headers",
+    "max_body_bytes",
+    "max_response_bytes",
+];
+const CLIENT_NAMES: &[&str] = &[
+    "client_id",
+    "client_secret",
+    "client_secret_env",
+    "private_key",
+    "private_key_env",
+    "key_id",
+    "auth_method",
+    "allowed_callers",
+    "realms",
+    "id_token",
+    "issuer",
+];
 
 /// Parses the plugin configuration. `env` looks up environment variables
 /// (the VM's, exposed by `vm_config.environment_variables`).
 pub fn parse(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-    let mut reader = serde_json::Deserializer::from_slice(json);
-    let raw: Raw = serde_path_to_error::deserialize(&mut reader).map_err(|e| serde_error(&e))?;
-    reader.end().map_err(|e| {
-        error(
-            "(root)",
-            format!("is not valid JSON (line {}, column {})", e.line(), e.column()),
-        )
-    })?;
+    let raw = raw_config(json)?;
 
     let hold_headers = raw.hold_headers;
     let max_body_bytes = byte_limit(raw.max_body_bytes, DEFAULT_MAX_BODY_BYTES, "max_body_bytes")?;
@@ -275,6 +279,38 @@ pub fn parse(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Config
         hold_headers,
         max_body_bytes,
         max_response_bytes,
+    })
+}
+
+/// The document as [`Raw`]: every error of type or shape, in the order
+/// the fields are read, before any other check.
+fn raw_config(json: &[u8]) -> Result<Raw, ConfigError> {
+    let root = Object::read(fields::document(json)?, "", "(root)", ROOT_NAMES)?;
+    let clients = root.required::<Vec<&serde_json::value::RawValue>>("clients")?;
+    let clients = clients.into_iter().enumerate().map(|(i, raw)| {
+        let client = Object::read(raw, &format!("clients[{i}]"), "clients[]", CLIENT_NAMES)?;
+        Ok(RawClient {
+            client_id: client.required("client_id")?,
+            client_secret: client.optional("client_secret")?,
+            client_secret_env: client.optional("client_secret_env")?,
+            private_key: client.optional("private_key")?,
+            private_key_env: client.optional("private_key_env")?,
+            key_id: client.optional("key_id")?,
+            auth_method: client.defaulted("auth_method")?,
+            allowed_callers: client.required_strings("allowed_callers")?,
+            realms: client.strings("realms")?,
+            id_token: client.defaulted("id_token")?,
+            issuer: client.optional("issuer")?,
+        })
+    });
+    Ok(Raw {
+        clients: clients.collect::<Result<_, _>>()?,
+        upstream_clusters: root.strings("upstream_clusters")?,
+        authorities: root.strings("authorities")?,
+        issuer: root.optional("issuer")?,
+        hold_headers: root.defaulted("hold_headers")?,
+        max_body_bytes: root.optional("max_body_bytes")?,
+        max_response_bytes: root.optional("max_response_bytes")?,
     })
 }
 
@@ -590,81 +626,6 @@ fn non_empty_list(list: Option<Vec<String>>, path: &str) -> Result<Option<Vec<St
     Ok(Some(list))
 }
 
-/// A serde error as field and problem, without any value from the input.
-fn serde_error(e: &serde_path_to_error::Error<serde_json::Error>) -> ConfigError {
-    let inner = e.inner();
-    if inner.is_syntax() || inner.is_eof() {
-        // Only the position: the input may hold a secret.
-        return error(
-            "(root)",
-            format!("is not valid JSON (line {}, column {})", inner.line(), inner.column()),
-        );
-    }
-    let segments: Vec<&Segment> = e.path().iter().collect();
-    let path = field_path(&segments);
-    let child = |name: &str| {
-        let name: String = name.chars().take(64).collect();
-        if path == "(root)" {
-            name
-        } else {
-            format!("{path}.{name}")
-        }
-    };
-    // serde's messages name a field between backticks; only these three kinds
-    // are read, and only for the field's name.
-    let message = inner.to_string();
-    let named = |prefix: &str| {
-        let rest = message.strip_prefix(prefix)?;
-        rest.split('`').next()
-    };
-    if let Some(name) = named("missing field `") {
-        return error(child(name), "is missing");
-    }
-    if let Some(name) = named("duplicate field `") {
-        return error(child(name), "is given twice");
-    }
-    // The path of an unknown field already ends in it.
-    if named("unknown field `").is_some() {
-        let known = if segments.len() <= 1 {
-            ROOT_FIELDS
-        } else {
-            CLIENT_FIELDS
-        };
-        return error(path, format!("is not a known field (known: {known})"));
-    }
-    // A value of the wrong type or out of range: what the field must be.
-    let name = match segments.as_slice() {
-        [] => "(root)",
-        [.., Segment::Map { key }] => key.as_str(),
-        [.., Segment::Map { key }, Segment::Seq { .. }] if key == "clients" => "clients[]",
-        [.., Segment::Seq { .. }] => "[]",
-        _ => "",
-    };
-    error(path, expected(name))
-}
-
-/// `clients[0].allowed_callers[1]`, or `(root)`.
-fn field_path(segments: &[&Segment]) -> String {
-    let mut path = String::new();
-    for segment in segments {
-        match segment {
-            Segment::Seq { index } => path.push_str(&format!("[{index}]")),
-            Segment::Map { key } => {
-                if !path.is_empty() {
-                    path.push('.');
-                }
-                path.extend(key.chars().take(64));
-            }
-            Segment::Enum { .. } | Segment::Unknown => {}
-        }
-    }
-    if path.is_empty() {
-        "(root)".to_owned()
-    } else {
-        path
-    }
-}
-
 /// What a field must be, by its name.
 fn expected(name: &str) -> String {
     match name {
@@ -683,5 +644,6 @@ fn expected(name: &str) -> String {
     }
 }
 
+mod fields;
 #[cfg(test)]
 mod tests;

@@ -318,6 +318,18 @@ fn refusals_name_the_field() {
 }
 
 #[test]
+fn null_is_an_absent_optional_field_and_escaped_names_are_names() {
+    let config = parse_str(
+        r#"{"upstream_clusters":["k"],"authorities":null,"issuer":null,"max_body_bytes":null,"clients":[{"client\u005fid":"a","client_secret":"x","allowed_callers":["m"],"realms":null,"key_id":null}]}"#,
+    )
+    .unwrap();
+    assert_eq!(config.clients[0].client_id, "a");
+    assert_eq!(config.clients[0].realms, None);
+    assert_eq!(config.upstream.authorities, None);
+    assert_eq!(config.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+}
+
+#[test]
 fn serde_errors_say_what_a_field_must_be_without_its_value() {
     let client = r#"{"client_id":"a","client_secret":"x","allowed_callers":["m"]}"#;
     let cases = [
@@ -332,6 +344,12 @@ fn serde_errors_say_what_a_field_must_be_without_its_value() {
         (r#"{"upstream_clusters":["k"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"],"id_token":"inline-secret"}]}"#.to_owned(), "clients[0].id_token", "must be \"drop\" or \"keep\"".to_owned()),
         (format!(r#"{{"upstream_clusters":["k"],"clients":[{client}],"max_response_bytes":0}}"#), "max_response_bytes", format!("must be a whole number from 1 to {MAX_MAX_BODY_BYTES}, e.g. 262144")),
         (r#"{"clients":[{"client_id":"a","client_secret":"inline-secret","allowed_callers":["m"]}]} inline-secret"#.to_owned(), "(root)", "is not valid JSON (line 1, column 89)".to_owned()),
+        (r#"{"upstream_clusters":["k"],"clients":[{"client_id":"a","client_id":"b","client_secret":"x","allowed_callers":["m"]}]}"#.to_owned(), "clients[0].client_id", "is given twice".to_owned()),
+        (format!(r#"{{"upstream_clusters":["k"],"clients":[{client}],"hold_headers":null}}"#), "hold_headers", "must be true or false".to_owned()),
+        (r#"{"upstream_clusters":["k"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":null}]}"#.to_owned(), "clients[0].allowed_callers", "must be a list of strings".to_owned()),
+        (r#"{"upstream_clusters":["k"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m",["inline-secret"]]}]}"#.to_owned(), "clients[0].allowed_callers[1]", "must be a string".to_owned()),
+        (r#"{"upstream_clusters":["k"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"]},{"client_id":"b","client_secret":"x","allowed_callers":["m"],"realms":{"inline-secret":1}}]}"#.to_owned(), "clients[1].realms", "must be a list of strings".to_owned()),
+        (r#"{"upstream_clusters":["k"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"],"auth_method":null}]}"#.to_owned(), "clients[0].auth_method", "must be \"client_secret_post\", \"client_secret_basic\", \"client_secret_jwt\" or \"private_key_jwt\"".to_owned()),
     ];
     for (json, field, problem) in cases {
         let err = parse_str(&json).unwrap_err();
