@@ -45,9 +45,16 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
+/// The second argument, when given: only the benchmarks whose names start
+/// with it run (`sign/` to compare signature builds).
+static ONLY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 /// CPU time per call of `f`, the median of 21 batches of `iterations` calls
 /// after 3 warm-up batches (which also let V8 tier up).
 fn time(name: &str, iterations: u32, mut f: impl FnMut()) {
+    if !name.starts_with(ONLY.get().map_or("", String::as_str)) {
+        return;
+    }
     let mut batches = Vec::new();
     for batch in 0..24 {
         let start = cpu_time_ns();
@@ -72,6 +79,7 @@ fn memory_pages() -> Option<usize> {
 
 fn main() {
     let iterations: u32 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(20_000);
+    ONLY.get_or_init(|| std::env::args().nth(2).unwrap_or_default());
 
     let config = config::parse(PLUGIN_CONFIG.as_bytes(), &|_| None).expect("configuration parses");
     let inspection = Inspection {
