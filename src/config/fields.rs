@@ -46,7 +46,7 @@ impl<'a> Object<'a> {
             members,
         };
         for (i, (name, _)) in object.members.iter().enumerate() {
-            if !known.contains(&name.as_str()) {
+            if !known.contains(&name.as_ref()) {
                 return Err(error(
                     object.field(name),
                     format!("is not a known field (known: {})", known.join(", ")),
@@ -101,9 +101,8 @@ impl<'a> Object<'a> {
 
     /// Each item of list `name` as a string; an error names the item.
     fn items(&self, name: &str, items: Vec<&RawValue>) -> Result<Vec<String>, ConfigError> {
-        let list = self.field(name);
         let item = |(i, raw): (usize, &RawValue)| {
-            serde_json::from_str(raw.get()).map_err(|_| error(format!("{list}[{i}]"), expected("[]")))
+            serde_json::from_str(raw.get()).map_err(|_| error(format!("{}[{i}]", self.field(name)), expected("[]")))
         };
         items.into_iter().enumerate().map(item).collect()
     }
