@@ -1,9 +1,10 @@
 //! The plugin configuration: parsed, validated and with secrets resolved once,
 //! in `on_configure`, so that requests only read it.
 //!
-//! serde_json reads the JSON into [`Raw`], field by field (config/fields.rs:
-//! types, unknown fields, defaults); [`parse`] then checks what serde cannot say (non-empty values, exactly one
-//! secret source, where Keycloak is). Errors name the field and the problem
+//! serde_json reads the JSON into [`Raw`] one field at a time
+//! (config/fields.rs: types, unknown fields, defaults); [`parse`] then
+//! checks what serde cannot say (non-empty values, exactly one secret
+//! source, where Keycloak is). Errors name the field and the problem
 //! and never repeat a value: a value in the wrong place may well be a secret,
 //! so serde's own messages, which quote values, are never shown.
 

@@ -47,7 +47,7 @@ impl<'a> Object<'a> {
             members,
         };
         for (i, (name, _)) in object.members.iter().enumerate() {
-            if !known.contains(&name.as_ref()) {
+            if !known.contains(&name.as_str()) {
                 return Err(error(
                     object.field(name),
                     format!("is not a known field (known: {})", known.join(", ")),
