@@ -35,6 +35,7 @@ pub mod form;
 pub mod header_mode;
 pub mod held;
 pub mod host;
+pub mod json_members;
 pub mod plugin;
 pub mod policy;
 pub mod redact;

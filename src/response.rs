@@ -6,11 +6,8 @@
 //! section 12.2: a refresh response "might not contain an id_token"; so the
 //! member goes, and every other member keeps its value and its bytes.
 
-use serde::de::{Deserializer, MapAccess, Visitor};
-use serde_json::value::RawValue;
-use std::borrow::Cow;
+use crate::json_members::Members;
 use std::collections::BTreeSet;
-use std::fmt;
 
 /// What becomes of a bridged token response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,33 +47,6 @@ pub fn drop_id_token(body: &[u8]) -> ResponseEdit {
     }
     out.push(b'}');
     ResponseEdit::DropIdToken(out)
-}
-
-/// A JSON object's members in order, each value's bytes untouched.
-struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
-
-impl<'de> serde::Deserialize<'de> for Members<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct MembersVisitor;
-
-        impl<'de> Visitor<'de> for MembersVisitor {
-            type Value = Members<'de>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut members = Vec::new();
-                while let Some(entry) = map.next_entry::<Cow<'de, str>, &'de RawValue>()? {
-                    members.push(entry);
-                }
-                Ok(Members(members))
-            }
-        }
-
-        deserializer.deserialize_map(MembersVisitor)
-    }
 }
 
 #[cfg(test)]

@@ -9,9 +9,10 @@
 //! issue 27).
 
 use super::{error, expected, ConfigError};
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use crate::json_members::Members;
+use serde::Deserialize;
 use serde_json::value::RawValue;
-use std::fmt;
+use std::borrow::Cow;
 
 /// The document, checked for JSON syntax and for nothing after it.
 /// Errors give only the position: the input may hold a secret.
@@ -33,7 +34,7 @@ pub(super) fn document(json: &[u8]) -> Result<&RawValue, ConfigError> {
 pub(super) struct Object<'a> {
     /// Where the object is (`clients[0]`), empty at the root.
     path: String,
-    members: Vec<(String, &'a RawValue)>,
+    members: Vec<(Cow<'a, str>, &'a RawValue)>,
 }
 
 impl<'a> Object<'a> {
@@ -47,7 +48,7 @@ impl<'a> Object<'a> {
             members,
         };
         for (i, (name, _)) in object.members.iter().enumerate() {
-            if !known.contains(&name.as_str()) {
+            if !known.contains(&name.as_ref()) {
                 return Err(error(
                     object.field(name),
                     format!("is not a known field (known: {})", known.join(", ")),
@@ -126,33 +127,5 @@ impl<'a> Object<'a> {
         } else {
             format!("{}.{name}", self.path)
         }
-    }
-}
-
-/// A JSON object's members in document order, duplicates kept, each value
-/// still raw JSON.
-struct Members<'a>(Vec<(String, &'a RawValue)>);
-
-impl<'de> Deserialize<'de> for Members<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(MembersVisitor)
-    }
-}
-
-struct MembersVisitor;
-
-impl<'de> Visitor<'de> for MembersVisitor {
-    type Value = Members<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut members = Vec::new();
-        while let Some(name) = map.next_key::<String>()? {
-            members.push((name, map.next_value()?));
-        }
-        Ok(Members(members))
     }
 }
