@@ -350,6 +350,7 @@ fn serde_errors_say_what_a_field_must_be_without_its_value() {
         (r#"{"upstream_clusters":["k"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m",["inline-secret"]]}]}"#.to_owned(), "clients[0].allowed_callers[1]", "must be a string".to_owned()),
         (r#"{"upstream_clusters":["k"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"]},{"client_id":"b","client_secret":"x","allowed_callers":["m"],"realms":{"inline-secret":1}}]}"#.to_owned(), "clients[1].realms", "must be a list of strings".to_owned()),
         (r#"{"upstream_clusters":["k"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"],"auth_method":null}]}"#.to_owned(), "clients[0].auth_method", "must be \"client_secret_post\", \"client_secret_basic\", \"client_secret_jwt\" or \"private_key_jwt\"".to_owned()),
+        (r#"{"upstream_clusters":["k"],"clients":[{"client_id":"a","client_secret":"x","allowed_callers":["m"],"id_token":null}]}"#.to_owned(), "clients[0].id_token", "must be \"drop\" or \"keep\"".to_owned()),
     ];
     for (json, field, problem) in cases {
         let err = parse_str(&json).unwrap_err();
