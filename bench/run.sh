@@ -361,10 +361,10 @@ verify() {
   local started=()
   local verified=(none lua buffer buffer-headers buffer-both azp azp-all azp-ref azp-10k azp-hs256 azp-es256 azp-eddsa)
   # The configurations that cut the id_token out of a bridged refresh's
-  # answer: today's module, the minimal both-bodies filter (from every 2xx
-  # answer to a request with a body), and the reference and the steps from
-  # 84b3e4d on.
-  local drops="azp azp-all azp-10k azp-hs256 azp-es256 azp-eddsa"
+  # answer: today's module, the Lua peer, the minimal both-bodies filter (from
+  # every 2xx answer to a request with a body), and the reference and the
+  # steps from 84b3e4d on.
+  local drops="azp azp-all azp-10k azp-hs256 azp-es256 azp-eddsa lua"
   git merge-base --is-ancestor 84b3e4d "${REFERENCE}" 2>/dev/null && drops+=" azp-ref"
   for name in "${STEP_NAMES[@]+"${STEP_NAMES[@]}"}"; do
     verified+=("azp-step-${name}")

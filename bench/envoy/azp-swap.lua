@@ -10,6 +10,9 @@
 -- client_assertion_type and appends the target's client_id and
 -- client_secret; every other byte of the body is forwarded as it came.
 -- Anything it cannot read, it forwards unchanged (Keycloak decides).
+-- Like azp-bridge (`"id_token": "drop"`, its default), it then takes the
+-- id_token out of a bridged refresh's 2xx JSON answer, every other member
+-- byte for byte (the new ID token is the confidential client's).
 --
 -- Envoy's Lua has no base64 decoder (only base64Escape, an encoder) and no
 -- JSON: both are below. The signature is not checked: Keycloak does that
@@ -21,6 +24,7 @@
 -- A secret may come from the environment instead: client_secret_env = "NAME".
 local CONFIG = {
   max_body_bytes = 65536,
+  max_response_bytes = 65536,
   clients = {
     {
       client_id = "admin",
@@ -430,6 +434,58 @@ local function token_claims(token)
   return azp, iss
 end
 
+-- A JSON object's text without its id_token member, or nil when it is not
+-- one object, names a member twice or has no id_token (the answer then goes
+-- as it came). Names and values keep their bytes; whitespace between them
+-- goes, as azp-bridge writes them.
+local function without_id_token(s)
+  local pos = skip_ws(s, 1)
+  if byte(s, pos) ~= 123 then
+    return nil
+  end
+  pos = skip_ws(s, pos + 1)
+  local kept, m, seen, found = {}, 0, {}, false
+  if byte(s, pos) ~= 125 then
+    while true do
+      if byte(s, pos) ~= 34 then
+        return nil
+      end
+      local name, name_end = json_string(s, pos, true)
+      if not name or seen[name] then
+        return nil
+      end
+      seen[name] = true
+      local colon = skip_ws(s, name_end)
+      if byte(s, colon) ~= 58 then
+        return nil
+      end
+      local value_start = skip_ws(s, colon + 1)
+      local value_end = json_skip(s, value_start)
+      if not value_end then
+        return nil
+      end
+      if name == "id_token" then
+        found = true
+      else
+        m = m + 1
+        kept[m] = sub(s, pos, name_end - 1) .. ":" .. sub(s, value_start, value_end - 1)
+      end
+      pos = skip_ws(s, value_end)
+      local c = byte(s, pos)
+      if c == 125 then
+        break
+      elseif c ~= 44 then
+        return nil
+      end
+      pos = skip_ws(s, pos + 1)
+    end
+  end
+  if not found or skip_ws(s, pos + 1) <= #s then
+    return nil
+  end
+  return "{" .. concat(kept, ",", 1, m) .. "}"
+end
+
 -- ---------------------------------------------------------------------------
 -- Configuration, compiled once per worker.
 
@@ -621,4 +677,20 @@ function envoy_on_request(handle)
   end
   -- Also sets Content-Length to the new length.
   buffer:setBytes(out)
+  handle:streamInfo():dynamicMetadata():set("azp-swap", "bridged", true)
+end
+
+function envoy_on_response(handle)
+  local bridged = handle:streamInfo():dynamicMetadata():get("azp-swap")
+  if not (bridged and bridged.bridged) or not match(handle:headers():get(":status") or "", "^2%d%d$") then
+    return
+  end
+  local buffer = handle:body()
+  if not buffer or buffer:length() > CONFIG.max_response_bytes then
+    return
+  end
+  local out = without_id_token(buffer:getBytes(0, buffer:length()))
+  if out then
+    buffer:setBytes(out)
+  end
 end
