@@ -54,28 +54,7 @@ note "keycloak: ${KEYCLOAK_VERSION:-26.7.3}; module sha256 $(sha256sum "${WASM}"
 mkdir -p "${WORK}/data/envoy-versions/${ENVOY_VERSION_REAL}/bin"
 ln -s "${ENVOY_BIN_REAL}" "${WORK}/data/envoy-versions/${ENVOY_VERSION_REAL}/bin/envoy"
 
-say "registry and image"
-start_registry "${WORK}/registry"
-TAG="$(sed -n 's|.*url: REGISTRY/azp-bridge:\(.*\)$|\1|p' deploy/envoy-gateway/azp-bridge.yaml)"
-push_image "${TAG}"
-note "pushed ${REGISTRY}/azp-bridge:${TAG}, digest ${DIGEST}"
-# A second image of the same module (another creation time, so another
-# digest) that nothing pulls before the registry goes down, and the first
-# image under a tag not yet in the cache.
-SOURCE_DATE_EPOCH=1 push_image "${TAG}-other" > /dev/null
-OTHER_DIGEST="${DIGEST}"
-push_image "${TAG}" > /dev/null
-note "pushed ${REGISTRY}/azp-bridge:${TAG}-other, digest ${OTHER_DIGEST} (the same module)"
-skopeo copy -q --src-tls-verify=false --dest-tls-verify=false \
-  "docker://${REGISTRY}/azp-bridge:${TAG}" "docker://${REGISTRY}/azp-bridge:${TAG}-closed"
-
-GW_PORT="${GW_PORT:-$(free_port)}"
-GW="http://127.0.0.1:${GW_PORT}"
-RECORDER_PORT="$(free_port)"
-start_bg recorder "${WORK}/recorder.log" python3 scripts/mesh/recorder.py "${RECORDER_PORT}" "${WORK}/recorded.txt"
-
-say "Keycloak (its URL is the gateway's, ${GW})"
-start_keycloak "${WORK}" "${GW}"
+start_registry_and_keycloak deploy/envoy-gateway/azp-bridge.yaml
 
 say "certificates: envoy-gateway certgen --local"
 "${EG}" certgen --local --config-home "${WORK}/config" 2>&1 | tail -n 1 | sed 's/^/   /'

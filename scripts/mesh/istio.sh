@@ -69,28 +69,7 @@ note "pilot-discovery, pilot-agent: $(go version -m "${TOOLS}/pilot-agent" | awk
 note "envoy: ${ENVOY_VERSION_REAL} (${ENVOY_BIN_REAL})"
 note "module sha256 $(sha256sum "${WASM}" | cut -d' ' -f1)"
 
-say "registry and image"
-start_registry "${WORK}/registry"
-TAG="$(sed -n 's|.*url: oci://REGISTRY/azp-bridge:\(.*\)$|\1|p' deploy/istio/trafficextension.yaml)"
-push_image "${TAG}"
-note "pushed ${REGISTRY}/azp-bridge:${TAG}, digest ${DIGEST}"
-# A second image of the same module (another creation time, so another
-# digest) that nothing pulls before the registry goes down, and the first
-# image under a tag not yet in the cache.
-SOURCE_DATE_EPOCH=1 push_image "${TAG}-other" > /dev/null
-OTHER_DIGEST="${DIGEST}"
-push_image "${TAG}" > /dev/null
-note "pushed ${REGISTRY}/azp-bridge:${TAG}-other, digest ${OTHER_DIGEST} (the same module)"
-skopeo copy -q --src-tls-verify=false --dest-tls-verify=false \
-  "docker://${REGISTRY}/azp-bridge:${TAG}" "docker://${REGISTRY}/azp-bridge:${TAG}-closed"
-
-GW_PORT="${GW_PORT:-$(free_port)}"
-GW="http://127.0.0.1:${GW_PORT}"
-RECORDER_PORT="$(free_port)"
-start_bg recorder "${WORK}/recorder.log" python3 scripts/mesh/recorder.py "${RECORDER_PORT}" "${WORK}/recorded.txt"
-
-say "Keycloak (its URL is the gateway's, ${GW})"
-start_keycloak "${WORK}" "${GW}"
+start_registry_and_keycloak deploy/istio/trafficextension.yaml
 
 fill() { sed -e "s|@GW_PORT@|${GW_PORT}|g" -e "s|@KEYCLOAK_PORT@|${KEYCLOAK_PORT}|g" -e "s|@RECORDER_PORT@|${RECORDER_PORT}|g" "$1"; }
 fill "${FIX}/gateway.yaml" > "${WORK}/config/gateway.yaml"

@@ -114,6 +114,37 @@ start_keycloak() {
   env "${KEYCLOAK_ENV[@]}" "${MESH_ROOT}/scripts/keycloak.sh" start
 }
 
+# start_registry_and_keycloak MANIFEST: what both runs start with. The
+# local registry, with the module pushed under the tag MANIFEST's image url
+# names (TAG, DIGEST); a second image of the same module (another creation
+# time, so another digest: OTHER_DIGEST) that nothing pulls before the
+# registry goes down; the first image under TAG-closed, a tag not yet in any
+# cache. Then the gateway's port (GW_PORT, GW), the recorder
+# (RECORDER_PORT) and Keycloak, whose URL is the gateway's.
+start_registry_and_keycloak() {
+  local manifest="$1"
+  say "registry and image"
+  start_registry "${WORK}/registry"
+  TAG="$(sed -n 's|.*url: \(oci://\)\{0,1\}REGISTRY/azp-bridge:\(.*\)$|\2|p' "${manifest}")"
+  [ -n "${TAG}" ] || die "no REGISTRY/azp-bridge:TAG image url in ${manifest}"
+  push_image "${TAG}"
+  note "pushed ${REGISTRY}/azp-bridge:${TAG}, digest ${DIGEST}"
+  SOURCE_DATE_EPOCH=1 push_image "${TAG}-other" > /dev/null
+  OTHER_DIGEST="${DIGEST}"
+  push_image "${TAG}" > /dev/null
+  note "pushed ${REGISTRY}/azp-bridge:${TAG}-other, digest ${OTHER_DIGEST} (the same module)"
+  skopeo copy -q --src-tls-verify=false --dest-tls-verify=false \
+    "docker://${REGISTRY}/azp-bridge:${TAG}" "docker://${REGISTRY}/azp-bridge:${TAG}-closed"
+
+  GW_PORT="${GW_PORT:-$(free_port)}"
+  GW="http://127.0.0.1:${GW_PORT}"
+  RECORDER_PORT="$(free_port)"
+  start_bg recorder "${WORK}/recorder.log" python3 "${MESH_ROOT}/scripts/mesh/recorder.py" "${RECORDER_PORT}" "${WORK}/recorded.txt"
+
+  say "Keycloak (its URL is the gateway's, ${GW})"
+  start_keycloak "${WORK}" "${GW}"
+}
+
 # A refresh token of spring-boot-admin-client (azp = the admin client), from
 # Keycloak directly.
 admin_refresh_token() {
@@ -182,38 +213,30 @@ secret_absent() {
 
 stats_line() { curl -s --max-time 5 "http://$1/stats?filter=$2" | grep -v ': 0$' | tr '\n' ' '; }
 
-# poll_refresh SECONDS FILE: a refresh through ${GW} every 0.25 s until one is
-# bridged (200) or SECONDS pass; writes "<seconds since the start> <status>"
-# lines. Returns 0 on the first 200.
-poll_refresh() {
-  local seconds="$1" out="$2" t0 now status rt
+# refresh_loop SECONDS FILE INTERVAL [until-200]: a refresh through ${GW}
+# every INTERVAL s for SECONDS, writing "<seconds since the start> <status>"
+# lines to FILE. With until-200 it returns 0 at the first 200, 1 if none came.
+refresh_loop() {
+  local seconds="$1" out="$2" interval="$3" until_ok="${4:-}" t0 now status rt
   rt="$(admin_refresh_token)"
   t0="$(date +%s%N)"; : > "${out}"
   while :; do
     status="$(refresh_via "${GW}" "${rt}")"
     now="$(date +%s%N)"
     awk -v d="$(( (now - t0) / 1000000 ))" -v s="${status}" 'BEGIN { printf "%.2f %s\n", d / 1000, s }' >> "${out}"
-    [ "${status}" = 200 ] && return 0
-    [ $(( (now - t0) / 1000000000 )) -lt "${seconds}" ] || return 1
+    if [ -n "${until_ok}" ] && [ "${status}" = 200 ]; then return 0; fi
+    if [ $(( (now - t0) / 1000000000 )) -ge "${seconds}" ]; then [ -z "${until_ok}" ]; return; fi
     [ "${status}" = 400 ] || rt="$(admin_refresh_token)" # a 400 leaves the token unused
-    sleep 0.25
+    sleep "${interval}"
   done
 }
+# poll_refresh SECONDS FILE: a refresh every 0.25 s until one is bridged (200).
+poll_refresh() { refresh_loop "$1" "$2" 0.25 until-200; }
 # The statuses a poll saw, run-length encoded: "400 x12 (from 0.00s), 200 x1 (from 3.10s)".
 summary() { awk '{ if ($2 != last) { if (n) printf "%s x%d (from %ss), ", last, n, from; last = $2; n = 0; from = $1 } n++ } END { printf "%s x%d (from %ss)\n", last, n, from }' "$1"; }
 # observe SECONDS LABEL NAME: what refreshes get, one every 0.5 s for
 # SECONDS (whatever they get), written to ${WORK}/observe.NAME and summed up.
 observe() {
-  local seconds="$1" label="$2" out="${WORK}/observe.$3" t0 now status rt
-  rt="$(admin_refresh_token)"
-  t0="$(date +%s%N)"; : > "${out}"
-  while :; do
-    status="$(refresh_via "${GW}" "${rt}")"
-    now="$(date +%s%N)"
-    awk -v d="$(( (now - t0) / 1000000 ))" -v s="${status}" 'BEGIN { printf "%.2f %s\n", d / 1000, s }' >> "${out}"
-    [ $(( (now - t0) / 1000000000 )) -lt "${seconds}" ] || break
-    [ "${status}" = 400 ] || rt="$(admin_refresh_token)"
-    sleep 0.5
-  done
-  note "${label}: $(summary "${out}")"
+  refresh_loop "$1" "${WORK}/observe.$3" 0.5
+  note "$2: $(summary "${WORK}/observe.$3")"
 }

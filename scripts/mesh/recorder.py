@@ -13,9 +13,22 @@ FILE = sys.argv[2]
 
 
 class Handler(BaseHTTPRequestHandler):
-    def _record(self):
+    def _body(self):
+        # A body azp-bridge held comes without Content-Length (its default
+        # header mode drops it), so Envoy forwards it chunked.
+        if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
+            chunks = []
+            while size := int(self.rfile.readline().split(b";")[0], 16):
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+            return b"".join(chunks)
         length = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(length) if length else b""
+        return self.rfile.read(length) if length else b""
+
+    def _record(self):
+        body = self._body()
         with open(FILE, "ab") as out:
             out.write(f"{self.command} {self.path}\n{self.headers}".encode())
             out.write(body + b"\n----\n")
