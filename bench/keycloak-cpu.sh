@@ -5,19 +5,23 @@
 #   bench/keycloak-cpu.sh OUT.json
 #
 # Starts the project's Keycloak (scripts/keycloak.sh: the Maven dist in dev
-# mode, in-memory database, the demo realm, on free loopback ports), gets a
-# refresh token for the demo realm's confidential client
-# (spring-boot-admin-client, client_secret_post, user alice, scope openid),
-# sends BENCH_KEYCLOAK_WARMUP (2000) refreshes, then BENCH_KEYCLOAK_REFRESHES
-# (1000) sequential ones on one connection, each with the refresh token the
-# one before returned, and reads the CPU (utime+stime) of Keycloak's process
-# group (kc.sh and its JVM) from /proc before and after (bench/tools.py
-# keycloak-refresh). Then the same for each signed method of
-# BENCH_KEYCLOAK_METHODS (default "hs256 es256 eddsa": the demo realm's
-# client_secret_jwt and private_key_jwt (P-256, Ed25519) clients, a fresh client assertion per
-# refresh, minted by joserfc in the project's .venv), because Keycloak's own
-# work for a signed target's refresh includes checking its assertion: OUT.json
-# holds the client_secret_post figures at its top and each method's under
+# mode, in-memory database, the demo realm, on free loopback ports) and, for
+# the demo realm's confidential client (spring-boot-admin-client, user
+# alice, scope openid) authenticated by client_secret_post and by each
+# method of BENCH_KEYCLOAK_METHODS (default "hs256 es256 eddsa": its
+# client_secret_jwt and private_key_jwt (P-256, Ed25519) clients, a fresh
+# client assertion per refresh, minted by joserfc in the project's .venv),
+# a refresh token chain on its own connection: BENCH_KEYCLOAK_WARMUP (2000)
+# refreshes each, then BENCH_KEYCLOAK_REFRESHES (1000) each, sequential,
+# each with the refresh token the one before returned, in
+# BENCH_KEYCLOAK_ROUNDS (5) turns the methods take in rotation, so that
+# whatever drifts during the run (the JVM, the shared machine) falls on
+# every method alike. Around each turn it reads the CPU (utime+stime) of
+# Keycloak's process group (kc.sh and its JVM) from /proc (bench/tools.py
+# keycloak-refresh). A signed target's refresh is measured by its own
+# method because Keycloak's work for it includes checking its assertion.
+# OUT.json holds the client_secret_post figures at its top and each
+# method's under
 # "methods". Keycloak is stopped when this ends, fails or is
 # interrupted. The first start unzips (or downloads) the distribution into
 # .cache/; KEYCLOAK_VERSION selects another one.
@@ -28,6 +32,7 @@ ROOT="$(dirname "${BENCH_DIR}")"
 OUT="${1:?usage: bench/keycloak-cpu.sh OUT.json}"
 WARMUP="${BENCH_KEYCLOAK_WARMUP:-2000}"
 REFRESHES="${BENCH_KEYCLOAK_REFRESHES:-1000}"
+ROUNDS="${BENCH_KEYCLOAK_ROUNDS:-5}"
 
 log() { printf '[bench keycloak %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "FAILED: $*"; exit 1; }
@@ -74,14 +79,12 @@ START_PID=""
 PGID="$(tr -dc '0-9' <"${KEYCLOAK_PIDFILE}")"
 [ -n "${PGID}" ] && kill -0 "${PGID}" 2>/dev/null || die "no Keycloak process"
 METHODS="secret ${BENCH_KEYCLOAK_METHODS-hs256 es256 eddsa}"
-for method in ${METHODS}; do
-  python="python3"
-  # The signed methods mint with joserfc (scripts/setup.sh puts it in .venv).
-  [ "${method}" = secret ] || python="${ROOT}/.venv/bin/python"
-  log "${method}: ${WARMUP} refreshes of warm-up, then ${REFRESHES} measured, one after another"
-  timeout 900 "${python}" "${BENCH_DIR}/tools.py" keycloak-refresh "${KEYCLOAK_PORT}" "${PGID}" "${WARMUP}" "${REFRESHES}" \
-    "${WORK}/result-${method}.json" "${method}" >/dev/null || die "the ${method} refreshes failed"
-done
+python="python3"
+# The signed methods mint with joserfc (scripts/setup.sh puts it in .venv).
+[ "${METHODS}" = secret ] || python="${ROOT}/.venv/bin/python"
+log "${METHODS}: ${WARMUP} refreshes of warm-up each, then ${REFRESHES} each measured in ${ROUNDS} turns, the methods in rotation"
+timeout 1800 "${python}" "${BENCH_DIR}/tools.py" keycloak-refresh "${KEYCLOAK_PORT}" "${PGID}" "${WARMUP}" "${REFRESHES}" \
+  "${ROUNDS}" "${WORK}" ${METHODS} >/dev/null || die "the refreshes failed"
 # Which Keycloak: its start-up line names the version.
 VERSION="$(grep -o 'Keycloak [0-9][0-9.]* on JVM' "${KEYCLOAK_LOG}" | head -n 1 | cut -d' ' -f2)"
 python3 - "${WORK}" "${OUT}" "${VERSION:-unknown}" "$(nproc)" ${METHODS} <<'PY'
@@ -95,7 +98,7 @@ PY
 python3 - "${OUT}" <<'PY' | while read -r line; do log "Keycloak ${VERSION:-?}, ${line}"; done
 import json, sys
 for method, r in json.load(open(sys.argv[1]))["methods"].items():
-    print("%s: %s us of CPU per refresh (%s without its idle CPU; by fifths: %s), %s us wall" % (method,
-          r["cpu_us_per_refresh"], r["cpu_us_per_refresh_net"], " ".join(str(b) for b in r["fifths_cpu_us_per_refresh"]),
+    print("%s: %s us of CPU per refresh (%s without its idle CPU; by turn: %s), %s us wall" % (method,
+          r["cpu_us_per_refresh"], r["cpu_us_per_refresh_net"], " ".join(str(b) for b in r["rounds_cpu_us_per_refresh"]),
           r["wall_us_per_refresh"]))
 PY

@@ -154,6 +154,14 @@ def net_cpu(result):
     return result.get("cpu_us_per_refresh_net") or result["cpu_us_per_refresh"]
 
 
+def turns(kc):
+    """CPU per refresh through the run: by turn (the methods measured in
+    rotation) or, in results from before 2026-12-03, by fifths."""
+    if "rounds_cpu_us_per_refresh" in kc:
+        return f"by turn {' '.join(f'{x:.0f}' for x in kc['rounds_cpu_us_per_refresh'])}"
+    return f"by fifths of the run {' '.join(f'{x:.0f}' for x in kc.get('fifths_cpu_us_per_refresh', []))}"
+
+
 def keycloak_section(results, runs, summary, w):
     path = os.path.join(results, "keycloak-cpu.json")
     if not os.path.exists(path):
@@ -170,11 +178,11 @@ def keycloak_section(results, runs, summary, w):
       f"scope openid, each with the refresh token the last returned) after {kc['warmup']} of warm-up, its "
       f"process group's utime+stime from `/proc`: **{kc['cpu_us_per_refresh']:.0f} us of CPU per refresh**, "
       f"{per_refresh:.0f} us without what it spends idle ({kc['idle_cpu_us_per_s']:.0f} us/s); "
-      f"{kc['wall_us_per_refresh']:.0f} us wall per refresh; by fifths of the run "
-      f"{' '.join(f'{x:.0f}' for x in kc.get('fifths_cpu_us_per_refresh', []))} us; its answer "
+      f"{kc['wall_us_per_refresh']:.0f} us wall per refresh; "
+      f"{turns(kc)} us; its answer "
       f"{kc.get('answer_bytes', '?')} bytes. "
       f"The same Keycloak's CPU per refresh by each client authentication method (a fresh client assertion each "
-      f"refresh for the signed ones, the same measurement): "
+      f"refresh for the signed ones, the same measurement{', the methods taking turns' if 'rounds' in kc else ''}): "
       f"{', '.join(f'{m} {v:.0f} us' for m, v in by_method.items()) or 'not measured'}. "
       f"Below, what each target client's bridged refresh adds to Envoy's CPU over the same refresh without the "
       f"filter (per round, then the median), as a share of Keycloak's CPU for a refresh by the same method (what "

@@ -30,15 +30,17 @@ methods: joserfc, from the project's .venv, mints their client assertions).
                                                another on one connection; fails on any non-200.
                                                METHOD PATH HOST: another request (a GET sends
                                                no body)
-  tools.py keycloak-refresh PORT PID WARMUP N OUT.json [METHOD]
+  tools.py keycloak-refresh PORT PID WARMUP N ROUNDS OUT_DIR METHOD...
                                                Keycloak's own CPU per refresh (bench/keycloak-cpu.sh):
-                                               a refresh token of the demo realm's confidential
-                                               client, WARMUP then N sequential refreshes, each with
-                                               the refresh token the last one returned; the CPU
-                                               (utime+stime) of PID's process group from /proc.
-                                               METHOD, how the client authenticates: secret
-                                               (client_secret_post, the default), hs256
-                                               (client_secret_jwt), es256 (private_key_jwt,
+                                               per METHOD a refresh token of the demo realm's
+                                               confidential client, WARMUP refreshes, then N
+                                               sequential ones in ROUNDS turns taken by the methods
+                                               in rotation, each with the refresh token the last
+                                               one returned; the CPU (utime+stime) of PID's process
+                                               group from /proc around each turn.
+                                               OUT_DIR/result-METHOD.json each. METHOD, how the
+                                               client authenticates: secret (client_secret_post),
+                                               hs256 (client_secret_jwt), es256 (private_key_jwt,
                                                tests/fixtures/es256-test-key.pem) or eddsa
                                                (private_key_jwt, tests/fixtures/ed25519-test-key.pem), each a client
                                                of keycloak/demo-realm.json
@@ -300,75 +302,85 @@ def client_credentials(method, issuer):
     return fields
 
 
-def keycloak_refresh(port, pgid, warmup, n, out_path, method="secret"):
+def keycloak_refresh(port, pgid, warmup, n, rounds, out_dir, *methods):
+    """Keycloak's CPU per refresh for each of METHODS, measured in turns: every
+    method warms up, then each measures N // ROUNDS refreshes in turn, ROUNDS
+    times, in an order rotated each round, so that what drifts (the JVM, the
+    shared machine) falls on every method alike. OUT_DIR/result-METHOD.json
+    each."""
     import os
     import time
     import urllib.parse
     realm = "/realms/demo"
     realm_token = realm + "/protocol/openid-connect/token"
-    # What a bridged refresh sends Keycloak: the confidential client's
-    # credentials, by the target's method.
-    credentials = client_credentials(method, f"http://127.0.0.1:{port}{realm}")
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
 
-    def post(form):
-        body = urllib.parse.urlencode({**form, **credentials()}).encode()
-        conn.request("POST", realm_token, body, {"Content-Type": "application/x-www-form-urlencoded"})
-        response = conn.getresponse()
-        data = response.read()
-        if response.status != 200:
-            sys.exit(f"keycloak-refresh: {response.status} from Keycloak: {data[:300]!r}")
-        return json.loads(data), len(data)
+    class Chain:
+        """One method's refresh token chain on its own connection."""
 
-    answer, _ = post({"grant_type": "password", "username": "alice", "password": "alice-password", "scope": "openid"})
-    refresh = answer["refresh_token"]
-    rotated = 0
+        def __init__(self, method):
+            # What a bridged refresh sends Keycloak: the confidential client's
+            # credentials, by the target's method.
+            self.credentials = client_credentials(method, f"http://127.0.0.1:{port}{realm}")
+            self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            self.rotated, self.size, self.ticks, self.wall, self.turns = 0, 0, 0, 0.0, []
+            self.answer, _ = self.post({"grant_type": "password", "username": "alice",
+                                        "password": "alice-password", "scope": "openid"})
+            self.refresh = self.answer["refresh_token"]
 
-    def refreshes(count):
-        nonlocal refresh, rotated, answer
-        size = 0
-        for _ in range(count):
-            answer, size = post({"grant_type": "refresh_token", "refresh_token": refresh})
-            rotated += answer["refresh_token"] != refresh
-            refresh = answer["refresh_token"]
-        return size
+        def post(self, form):
+            body = urllib.parse.urlencode({**form, **self.credentials()}).encode()
+            self.conn.request("POST", realm_token, body, {"Content-Type": "application/x-www-form-urlencoded"})
+            response = self.conn.getresponse()
+            data = response.read()
+            if response.status != 200:
+                sys.exit(f"keycloak-refresh: {response.status} from Keycloak: {data[:300]!r}")
+            return json.loads(data), len(data)
 
-    refreshes(warmup)
+        def refreshes(self, count):
+            for _ in range(count):
+                self.answer, self.size = self.post({"grant_type": "refresh_token", "refresh_token": self.refresh})
+                self.rotated += self.answer["refresh_token"] != self.refresh
+                self.refresh = self.answer["refresh_token"]
+
+    chains = {m: Chain(m) for m in methods}
+    for chain in chains.values():
+        chain.refreshes(warmup)
     # What the JVM spends on its own when nobody asks it anything (timers,
     # GC, the dev-mode database), over a few seconds.
     idle_seconds = 5
     t0, c0 = time.monotonic(), group_cpu_ticks(pgid)
     time.sleep(idle_seconds)
     idle_ticks = group_cpu_ticks(pgid) - c0
-    idle_wall = time.monotonic() - t0
     tck = os.sysconf("SC_CLK_TCK")
-    # In fifths, each read from /proc: whether the JVM was still getting
-    # faster (JIT) while measured.
-    t0, c0 = time.monotonic(), group_cpu_ticks(pgid)
-    fifths, last = [], c0
-    for i in range(5):
-        size = refreshes(n * (i + 1) // 5 - n * i // 5)
-        now = group_cpu_ticks(pgid)
-        fifths.append(round((now - last) / tck * 1e6 / (n * (i + 1) // 5 - n * i // 5), 1))
-        last = now
-    ticks = last - c0
-    wall = time.monotonic() - t0
-    idle_us_per_s = idle_ticks / tck * 1e6 / idle_wall
-    result = {
-        "warmup": warmup, "refreshes": n, "cpu_ticks": ticks, "clk_tck": tck, "wall_s": round(wall, 3),
-        "cpu_us_per_refresh": round(ticks / tck * 1e6 / n, 1),
-        "idle_cpu_us_per_s": round(idle_us_per_s, 1),
-        # The same without what the JVM spends idle over as long a time: the
-        # smaller, stricter figure the targets are judged on.
-        "cpu_us_per_refresh_net": round(max(0.0, ticks / tck * 1e6 - idle_us_per_s * wall) / n, 1),
-        "wall_us_per_refresh": round(wall * 1e6 / n, 1),
-        "fifths_cpu_us_per_refresh": fifths,
-        "answer_bytes": size, "answer_members": list(answer),
-        "refresh_token_rotated": rotated, "client": KEYCLOAK_CLIENTS[method]["client_id"], "method": method,
-    }
-    with open(out_path, "w") as f:
-        json.dump(result, f, indent=1)
-    print(json.dumps(result))
+    idle_us_per_s = idle_ticks / tck * 1e6 / (time.monotonic() - t0)
+    for r in range(rounds):
+        count = n * (r + 1) // rounds - n * r // rounds
+        for m in methods[r % len(methods):] + methods[:r % len(methods)]:
+            chain = chains[m]
+            t0, c0 = time.monotonic(), group_cpu_ticks(pgid)
+            chain.refreshes(count)
+            ticks, wall = group_cpu_ticks(pgid) - c0, time.monotonic() - t0
+            chain.ticks += ticks
+            chain.wall += wall
+            chain.turns.append(round(ticks / tck * 1e6 / count, 1))
+    for m, chain in chains.items():
+        result = {
+            "warmup": warmup, "refreshes": n, "rounds": rounds, "cpu_ticks": chain.ticks, "clk_tck": tck,
+            "wall_s": round(chain.wall, 3),
+            "cpu_us_per_refresh": round(chain.ticks / tck * 1e6 / n, 1),
+            "idle_cpu_us_per_s": round(idle_us_per_s, 1),
+            # The same without what the JVM spends idle over as long a time: the
+            # smaller, stricter figure the targets are judged on.
+            "cpu_us_per_refresh_net": round(max(0.0, chain.ticks / tck * 1e6 - idle_us_per_s * chain.wall) / n, 1),
+            "wall_us_per_refresh": round(chain.wall * 1e6 / n, 1),
+            # Each turn's CPU per refresh, in the order of the rounds.
+            "rounds_cpu_us_per_refresh": chain.turns,
+            "answer_bytes": chain.size, "answer_members": list(chain.answer),
+            "refresh_token_rotated": chain.rotated, "client": KEYCLOAK_CLIENTS[m]["client_id"], "method": m,
+        }
+        with open(os.path.join(out_dir, f"result-{m}.json"), "w") as f:
+            json.dump(result, f, indent=1)
+        print(json.dumps(result))
 
 
 def hostile_load(port, realm_bytes, seconds, connections):
@@ -507,8 +519,8 @@ if __name__ == "__main__":
         send(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), *sys.argv[5:])
     elif cmd == "hostile-load" and len(sys.argv) == 6:
         hostile_load(*map(int, sys.argv[2:]))
-    elif cmd == "keycloak-refresh" and len(sys.argv) in (7, 8):
-        keycloak_refresh(*map(int, sys.argv[2:6]), *sys.argv[6:])
+    elif cmd == "keycloak-refresh" and len(sys.argv) >= 9:
+        keycloak_refresh(*map(int, sys.argv[2:7]), *sys.argv[7:])
     elif cmd == "icount-table" and len(sys.argv) == 6:
         icount_table(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5])
     else:
