@@ -78,10 +78,11 @@ wait "${START_PID}" || { tail -n 20 "${WORK}/start.log" >&2; die "Keycloak did n
 START_PID=""
 PGID="$(tr -dc '0-9' <"${KEYCLOAK_PIDFILE}")"
 [ -n "${PGID}" ] && kill -0 "${PGID}" 2>/dev/null || die "no Keycloak process"
-METHODS="secret ${BENCH_KEYCLOAK_METHODS-hs256 es256 eddsa}"
+SIGNED="${BENCH_KEYCLOAK_METHODS-hs256 es256 eddsa}"
+METHODS="secret ${SIGNED}"
 python="python3"
 # The signed methods mint with joserfc (scripts/setup.sh puts it in .venv).
-[ "${METHODS}" = secret ] || python="${ROOT}/.venv/bin/python"
+[ -z "${SIGNED//[[:space:]]/}" ] || python="${ROOT}/.venv/bin/python"
 log "${METHODS}: ${WARMUP} refreshes of warm-up each, then ${REFRESHES} each measured in ${ROUNDS} turns, the methods in rotation"
 timeout 1800 "${python}" "${BENCH_DIR}/tools.py" keycloak-refresh "${KEYCLOAK_PORT}" "${PGID}" "${WARMUP}" "${REFRESHES}" \
   "${ROUNDS}" "${WORK}" ${METHODS} >/dev/null || die "the refreshes failed"

@@ -311,6 +311,8 @@ def keycloak_refresh(port, pgid, warmup, n, rounds, out_dir, *methods):
     import os
     import time
     import urllib.parse
+    if not 0 < rounds <= n:
+        sys.exit(f"keycloak-refresh: ROUNDS must be from 1 to N ({n}), not {rounds}")
     realm = "/realms/demo"
     realm_token = realm + "/protocol/openid-connect/token"
 
